@@ -1,5 +1,6 @@
 #include "cpu/reference.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -97,13 +98,16 @@ ReferenceForward forward_t(const AttentionParams& p, RefPrecision prec) {
       std::vector<T> lse;
       nh.scores_and_probs(lse);
       const std::int64_t row_base = p.is_varlen() ? nh.g.q_row0 : std::int64_t(b) * p.seqlen_q;
+      std::vector<T> acc(nh.D);
       for (int i = 0; i < nh.Sq; ++i) {
-        for (int d = 0; d < nh.D; ++d) {
-          T acc = 0;
-          for (int j = 0; j < nh.Sk; ++j)
-            acc += nh.rnd(nh.P[std::size_t(i) * nh.Sk + j] * nh.keep[std::size_t(i) * nh.Sk + j]) * nh.V[std::size_t(j) * nh.D + d];
-          out.o[((row_base + i) * p.heads_q + h) * p.head_dim + d] = nh.rnd(acc);
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int j = 0; j < nh.Sk; ++j) {
+          const T pd = nh.rnd(nh.P[std::size_t(i) * nh.Sk + j] * nh.keep[std::size_t(i) * nh.Sk + j]);
+          if (pd == T(0)) continue;
+          const T* vr = &nh.V[std::size_t(j) * nh.D];
+          for (int d = 0; d < nh.D; ++d) acc[d] += pd * vr[d];
         }
+        for (int d = 0; d < nh.D; ++d) out.o[((row_base + i) * p.heads_q + h) * p.head_dim + d] = nh.rnd(acc[d]);
         const std::int64_t li = p.is_varlen() ? std::int64_t(h) * rows_q + row_base + i
                                               : (std::int64_t(b) * p.heads_q + h) * p.seqlen_q + i;
         out.lse[li] = lse[i];
@@ -162,23 +166,38 @@ ReferenceBackward backward_t(const AttentionParams& p, RefPrecision prec) {
         }
       const std::int64_t qbase = p.is_varlen() ? nh.g.q_row0 : std::int64_t(b) * p.seqlen_q;
       const std::int64_t kbase = p.is_varlen() ? nh.g.k_row0 : std::int64_t(b) * p.seqlen_k;
-      for (int i = 0; i < Sq; ++i)
-        for (int d = 0; d < D; ++d) {
-          T acc = 0;
-          for (int j = 0; j < Sk; ++j) acc += dS[std::size_t(i) * Sk + j] * nh.K[std::size_t(j) * D + d];
-          out.dq[((qbase + i) * p.heads_q + h) * D + d] = nh.rnd(acc);
+      std::vector<T> acc(D), ak(D), av(D);
+      for (int i = 0; i < Sq; ++i) {
+        std::fill(acc.begin(), acc.end(), T(0));
+        for (int j = 0; j < Sk; ++j) {
+          const T ds = dS[std::size_t(i) * Sk + j];
+          if (ds == T(0)) continue;
+          const T* kr = &nh.K[std::size_t(j) * D];
+          for (int d = 0; d < D; ++d) acc[d] += ds * kr[d];
         }
-      for (int j = 0; j < Sk; ++j)
-        for (int d = 0; d < D; ++d) {
-          T ak = 0, av = 0;
-          for (int i = 0; i < Sq; ++i) {
-            ak += dS[std::size_t(i) * Sk + j] * nh.Q[std::size_t(i) * D + d];
-            av += nh.rnd(nh.P[std::size_t(i) * Sk + j] * nh.keep[std::size_t(i) * Sk + j]) * dO[std::size_t(i) * D + d];
+        for (int d = 0; d < D; ++d) out.dq[((qbase + i) * p.heads_q + h) * D + d] = nh.rnd(acc[d]);
+      }
+      // dK_j = sum_i dS_ij Q_i and dV_j = sum_i Pdrop_ij dO_i, accumulated row by row of i.
+      for (int j = 0; j < Sk; ++j) {
+        std::fill(ak.begin(), ak.end(), T(0));
+        std::fill(av.begin(), av.end(), T(0));
+        for (int i = 0; i < Sq; ++i) {
+          const T ds = dS[std::size_t(i) * Sk + j];
+          const T pd = nh.rnd(nh.P[std::size_t(i) * Sk + j] * nh.keep[std::size_t(i) * Sk + j]);
+          if (ds == T(0) && pd == T(0)) continue;
+          const T* qr = &nh.Q[std::size_t(i) * D];
+          const T* dor = &dO[std::size_t(i) * D];
+          for (int d = 0; d < D; ++d) {
+            ak[d] += ds * qr[d];
+            av[d] += pd * dor[d];
           }
-          const std::size_t idx = ((kbase + j) * p.heads_kv + nh.hk) * D + d;
-          dk_acc[idx] += ak;
-          dv_acc[idx] += av;
         }
+        const std::size_t idx = ((kbase + j) * p.heads_kv + nh.hk) * D;
+        for (int d = 0; d < D; ++d) {
+          dk_acc[idx + d] += ak[d];
+          dv_acc[idx + d] += av[d];
+        }
+      }
     }
   for (std::size_t i = 0; i < dk_acc.size(); ++i) {
     out.dk[i] = prec == RefPrecision::fp64 ? double(dk_acc[i]) : double(round_to(p.dtype, float(dk_acc[i])));
