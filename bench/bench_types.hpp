@@ -21,10 +21,15 @@ struct BenchConfig {
   int reps = 3;                    // timed repetitions; the median is reported
   int check_max = 1024;            // check against the fp64 oracle up to this N
   long long naive_max_bytes = 4LL << 30;  // skip naive attention when S would exceed this
+  // When > 0, batch = tokens_per_batch / N for each N (the anchors' 16k tokens per batch).
+  int tokens_per_batch = 0;
+
+  int batch_for(int n) const { return tokens_per_batch > 0 ? (tokens_per_batch / n > 0 ? tokens_per_batch / n : 1) : batch; }
 };
 
 struct BenchRow {
   int n = 0;
+  int batch = 1;
   std::string engine;              // "cpu", "sm80", ...
   double flash_ms = 0, flash_gflops = 0;
   double flash_bwd_ms = -1, flash_bwd_gflops = -1;
@@ -49,7 +54,7 @@ double measure_cpu_fma_peak_gflops(int threads);
 
 // FLOPs of one forward: 4 * B * H * N^2 * D, halved when causal.
 inline double attention_flops(const BenchConfig& c, int n) {
-  const double f = 4.0 * c.batch * c.heads * double(n) * n * c.head_dim;
+  const double f = 4.0 * c.batch_for(n) * c.heads * double(n) * n * c.head_dim;
   return c.causal ? f / 2 : f;
 }
 

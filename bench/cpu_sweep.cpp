@@ -118,6 +118,7 @@ std::vector<BenchRow> run_cpu_sweep(const BenchConfig& c, const Progress& progre
     const std::string tag = "[" + std::to_string(idx) + "/" + std::to_string(c.sizes.size()) + "] N=" + std::to_string(n);
     BenchRow row;
     row.n = n;
+    row.batch = c.batch;
     row.engine = "cpu";
     Buffer q(c.dtype, {c.batch, n, c.heads, c.head_dim}), k = q, v = q, o = q, dout = q, dq = q, dk = q, dv = q;
     Buffer lse(DType::f32, {c.batch, c.heads, n});

@@ -65,7 +65,7 @@ std::string json_number(double v) {
 int main(int argc, char** argv) {
   BenchConfig cfg;
   std::string json_path;
-  bool quick = false;
+  bool quick = false, batch_given = false, heads_given = false, dtype_given = false;
   try {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -74,10 +74,10 @@ int main(int argc, char** argv) {
         return argv[++i];
       };
       if (a == "--device") cfg.device = next();
-      else if (a == "--dtype") cfg.dtype = parse_dtype(next());
+      else if (a == "--dtype") cfg.dtype = parse_dtype(next()), dtype_given = true;
       else if (a == "--head-dim") cfg.head_dim = std::stoi(next());
-      else if (a == "--heads") cfg.heads = std::stoi(next());
-      else if (a == "--batch") cfg.batch = std::stoi(next());
+      else if (a == "--heads") cfg.heads = std::stoi(next()), heads_given = true;
+      else if (a == "--batch") cfg.batch = std::stoi(next()), batch_given = true;
       else if (a == "--causal") cfg.causal = true;
       else if (a == "--backward") cfg.backward = true;
       else if (a == "--sizes") cfg.sizes = parse_sizes(next());
@@ -103,9 +103,12 @@ int main(int argc, char** argv) {
     if (use_gpu) cfg.sizes = quick ? std::vector<int>{1024, 4096} : std::vector<int>{1024, 2048, 4096, 8192, 16384};
     else cfg.sizes = quick ? std::vector<int>{256, 1024} : std::vector<int>{256, 512, 1024, 2048, 4096, 8192, 16384};
   }
-  if (use_gpu && cfg.device == "auto") {
-    // GPU default: the anchors' training shape, 16k tokens per batch and hidden 2048.
-    if (cfg.dtype == DType::f32) cfg.dtype = DType::bf16;
+  if (use_gpu && !batch_given && !heads_given) {
+    // GPU default: the anchors' training shape, 16k tokens per batch and hidden 2048, bf16.
+    cfg.tokens_per_batch = 16384;
+    cfg.heads = 2048 / cfg.head_dim;
+    if (!dtype_given) cfg.dtype = DType::bf16;
+    cfg.naive_max_bytes = 24LL << 30;
   }
 
   const int threads = detail::ThreadPool::instance().size();
@@ -129,8 +132,10 @@ int main(int argc, char** argv) {
   }
   std::fprintf(stderr, "\r\033[K");
 
-  std::printf("flashattn %s  device: %s  dtype: %s  B=%d H=%d D=%d%s\n", version(), device_name.c_str(),
-              dtype_name(cfg.dtype), cfg.batch, cfg.heads, cfg.head_dim, cfg.causal ? " causal" : "");
+  const std::string batch_desc =
+      cfg.tokens_per_batch > 0 ? std::to_string(cfg.tokens_per_batch) + "/N" : std::to_string(cfg.batch);
+  std::printf("flashattn %s  device: %s  dtype: %s  B=%s H=%d D=%d%s\n", version(), device_name.c_str(),
+              dtype_name(cfg.dtype), batch_desc.c_str(), cfg.heads, cfg.head_dim, cfg.causal ? " causal" : "");
   if (peak > 0) std::printf("measured fp32 FMA peak of this host: %.1f GFLOP/s\n", peak);
   std::printf("%7s | %-6s | %10s %9s | %10s %9s | %10s %9s | %10s %10s | %s\n", "N", "engine", "flash ms", "GFLOP/s",
               "bwd ms", "GFLOP/s", "naive ms", "GFLOP/s", "flash MB", "naive MB", "oracle check");
@@ -157,7 +162,7 @@ int main(int argc, char** argv) {
        << ",\n  \"rows\": [\n";
     for (std::size_t i = 0; i < rows.size(); ++i) {
       const auto& r = rows[i];
-      js << "    {\"n\": " << r.n << ", \"engine\": \"" << r.engine << "\", \"flash_ms\": " << json_number(r.flash_ms)
+      js << "    {\"n\": " << r.n << ", \"batch\": " << r.batch << ", \"engine\": \"" << r.engine << "\", \"flash_ms\": " << json_number(r.flash_ms)
          << ", \"flash_gflops\": " << json_number(r.flash_gflops) << ", \"flash_bwd_ms\": " << json_number(r.flash_bwd_ms)
          << ", \"flash_bwd_gflops\": " << json_number(r.flash_bwd_gflops) << ", \"naive_ms\": " << json_number(r.naive_ms)
          << ", \"naive_gflops\": " << json_number(r.naive_gflops) << ", \"flash_mem_mb\": " << json_number(r.flash_mem_mb)

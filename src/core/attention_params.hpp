@@ -63,7 +63,7 @@ struct AttentionParams {
   Device device = Device::cpu();
   void* stream = nullptr;
 
-  bool is_varlen() const { return cu_seqlens_q != nullptr; }
+  FA_HOST_DEVICE bool is_varlen() const { return cu_seqlens_q != nullptr; }
 };
 
 // Per-sequence geometry, resolved from the batch index (host or device).
