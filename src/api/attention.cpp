@@ -148,7 +148,7 @@ void forward_impl(const TensorView& q, const TensorView& k, const TensorView& v,
     prm.seqlen_k = max_k;
   }
   if (!backend.supports(prm))
-    unsupported("q", std::string("the ") + backend.name + " engine does not support this dtype / head_dim");
+    unsupported("q", std::string("the ") + backend.name + " engine cannot run this call; it needs " + backend.requirements);
   backend.forward(prm);
 }
 
@@ -212,7 +212,7 @@ void backward_impl(const TensorView& dout, const TensorView& q, const TensorView
     prm.seqlen_k = max_k;
   }
   if (!backend.supports(prm))
-    unsupported("q", std::string("the ") + backend.name + " engine does not support this dtype / head_dim");
+    unsupported("q", std::string("the ") + backend.name + " engine cannot run this call; it needs " + backend.requirements);
   backend.backward(prm);
 }
 

@@ -26,7 +26,8 @@ void record_cpu_scratch(const CpuScratchStats& s) {
 }
 
 const Backend& cpu_backend() {
-  static const Backend b{"cpu", cpu_supports, cpu_forward, cpu_backward, cpu_merge_states};
+  static const Backend b{"cpu", cpu_supports, cpu_forward, cpu_backward, cpu_merge_states,
+                         "fp32, fp16 or bf16; head_dim a multiple of 8 up to 256"};
   return b;
 }
 

@@ -10,12 +10,13 @@ namespace flashattn::detail {
 
 struct Backend {
   const char* name;
-  // Returns false when this engine cannot run these params (dtype, head dim, ...);
-  // dispatch then reports it as unsupported rather than running anything.
+  // Returns false when this engine cannot run these params (dtype, head dim, alignment);
+  // the API then reports it as unsupported, quoting `requirements`, and runs nothing.
   bool (*supports)(const AttentionParams&);
   void (*forward)(const AttentionParams&);
   void (*backward)(const AttentionParams&);
   void (*merge_states)(const MergeParams&);
+  const char* requirements;  // what `supports` checks, in words, for error messages
 };
 
 // The engine for tensors on `device` (FLASHATTN_BACKEND may force one). Throws

@@ -1,0 +1,137 @@
+// Timing and tile tuning of the sm80 forward (not built by CMake; see the build line below).
+// Times the public flashattn::forward on CUDA tensors and, for d 64 / 128, a few alternative
+// tile configurations launched directly, on the training anchor shapes (bf16, 16k tokens,
+// hidden 2048): median CUDA-event time over rotated input sets, TFLOP/s = 4 B H S^2 D
+// (halved when causal). Prints CSV: impl,hdim,causal,seqlen,ms,tflops.
+//
+// nvcc -std=c++20 -O3 -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a
+//   --expt-relaxed-constexpr bench/sm80_fwd_tune.cu build-fwd/libflashattn.a -cudart static -o sm80_fwd_tune
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "api/params_builder.hpp"
+#include "cuda/sm80/flash_fwd_launch_template.cuh"
+#include "flashattn/flashattn.hpp"
+
+using namespace flashattn;
+namespace sm80 = flashattn::detail::sm80;
+
+#define CHECK(x)                                                                        \
+  do {                                                                                  \
+    cudaError_t e_ = (x);                                                               \
+    if (e_ != cudaSuccess) {                                                            \
+      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      std::exit(1);                                                                     \
+    }                                                                                   \
+  } while (0)
+
+__global__ void fill_random(__nv_bfloat16* x, std::int64_t n, std::uint32_t seed) {
+  for (std::int64_t i = blockIdx.x * std::int64_t(blockDim.x) + threadIdx.x; i < n; i += std::int64_t(gridDim.x) * blockDim.x) {
+    std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u ^ seed;
+    h ^= h >> 15;
+    h *= 2246822519u;
+    h ^= h >> 13;
+    x[i] = __float2bfloat16((h & 0xFFFF) / 32768.f - 1.f);
+  }
+}
+
+template <typename Fn>
+float median_ms(Fn&& fn, int reps) {
+  cudaEvent_t a, b;
+  CHECK(cudaEventCreate(&a));
+  CHECK(cudaEventCreate(&b));
+  for (int i = 0; i < 3; ++i) fn(i);
+  std::vector<float> t;
+  for (int i = 0; i < reps; ++i) {
+    CHECK(cudaEventRecord(a));
+    fn(i);
+    CHECK(cudaEventRecord(b));
+    CHECK(cudaEventSynchronize(b));
+    float ms;
+    CHECK(cudaEventElapsedTime(&ms, a, b));
+    t.push_back(ms);
+  }
+  CHECK(cudaGetLastError());
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+template <typename Traits>
+void run_variant(const detail::AttentionParams& p) {
+  sm80::run_flash_fwd_traits<Traits>(p);
+}
+
+int main(int argc, char** argv) {
+  const bool tune = argc > 1 && std::string(argv[1]) == "tune";
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::fprintf(stderr, "device: %s\n", prop.name);
+  constexpr int kSets = 3;  // rotate inputs so repeated runs do not time L2
+  std::printf("impl,hdim,causal,seqlen,ms,tflops\n");
+  for (int D : {64, 128, 192, 256})
+    for (int causal : {0, 1})
+      for (int S : {1024, 2048, 4096, 8192}) {
+        const int B = 16384 / S, H = 2048 / D;
+        const std::int64_t n = std::int64_t(B) * S * H * D;
+        std::vector<void*> q(kSets), k(kSets), v(kSets);
+        void* o;
+        float* lse;
+        for (int s = 0; s < kSets; ++s) {
+          for (void** ptr : {&q[s], &k[s], &v[s]}) {
+            CHECK(cudaMalloc(ptr, n * 2));
+            fill_random<<<1024, 256>>>(static_cast<__nv_bfloat16*>(*ptr), n, 977u * s + 13u * (ptr == &k[s]) + 7u * (ptr == &v[s]));
+          }
+        }
+        CHECK(cudaMalloc(&o, n * 2));
+        CHECK(cudaMalloc(&lse, std::int64_t(B) * H * S * 4));
+        CHECK(cudaDeviceSynchronize());
+        Options opts;
+        opts.causal = causal;
+        auto view = [&](void* ptr) { return TensorView(ptr, DType::bf16, {B, S, H, D}, Device::cuda(0)); };
+        const TensorView lv(lse, DType::f32, {B, H, S}, Device::cuda(0));
+        const double flops = 4.0 * B * H * double(S) * S * D / (causal ? 2 : 1);
+        auto report = [&](const char* impl, float ms) {
+          std::printf("%s,%d,%d,%d,%.4f,%.1f\n", impl, D, causal, S, ms, flops / (ms * 1e-3) / 1e12);
+          std::fflush(stdout);
+        };
+        report("flashattn", median_ms([&](int i) { forward(view(q[i % kSets]), view(k[i % kSets]), view(v[i % kSets]), view(o), lv, opts); }, 20));
+        if (tune) {
+          auto params = [&](int i) {
+            detail::AttentionParams p = detail::make_params(view(q[i % kSets]), view(k[i % kSets]), view(v[i % kSets]), opts, nullptr);
+            p.o = o;
+            p.lse = lse;
+            p.o_batch_stride = p.q_batch_stride;
+            p.o_row_stride = p.q_row_stride;
+            p.o_head_stride = p.q_head_stride;
+            p.lse_batch_stride = std::int64_t(H) * S;
+            p.lse_head_stride = S;
+            p.lse_row_stride = 1;
+            return p;
+          };
+          using E = __nv_bfloat16;
+          if (D == 64) {
+            report("t64_128x64x4_qsmem", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<64, 128, 64, 4, E, 1, 0>>(params(i)); }, 20));
+          } else if (D == 128) {
+            report("t128_64x64x4_qregs", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<128, 64, 64, 4, E, 1, 1>>(params(i)); }, 20));
+          } else if (D == 192) {
+            report("t192_128x64x8", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<192, 128, 64, 8, E>>(params(i)); }, 20));
+          } else {
+            report("t256_128x64x8", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<256, 128, 64, 8, E>>(params(i)); }, 20));
+          }
+        }
+        for (int s = 0; s < kSets; ++s) {
+          CHECK(cudaFree(q[s]));
+          CHECK(cudaFree(k[s]));
+          CHECK(cudaFree(v[s]));
+        }
+        CHECK(cudaFree(o));
+        CHECK(cudaFree(lse));
+      }
+  return 0;
+}
