@@ -5,5 +5,6 @@
 #include "flashattn/attention.hpp"
 #include "flashattn/dtype.hpp"
 #include "flashattn/error.hpp"
+#include "flashattn/kvcache.hpp"
 #include "flashattn/options.hpp"
 #include "flashattn/tensor_view.hpp"

@@ -1,0 +1,234 @@
+// Decode speed on the GPU: flashattn::forward_with_kvcache over a contiguous cache and paged
+// caches (block size 16 and 256) for the anchor shapes (GQA 32/8, head dim 128, bf16, one new
+// token), plus the device's copy bandwidth measured in the same run. Prints CSV:
+//   layout,batch,seqlen_k,seqlen_q,splits,us,GBps
+// GB/s counts the K and V bytes the call must read once (2 * B * Sk * Hkv * D * 2) over the
+// median CUDA-event time. Caches are cycled through enough copies to exceed the L2, so every
+// call reads from HBM as a real decode step does.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "flashattn/kvcache.hpp"
+
+#define CK(x)                                                                    \
+  do {                                                                           \
+    cudaError_t e_ = (x);                                                        \
+    if (e_ != cudaSuccess) {                                                     \
+      std::fprintf(stderr, "%s: %s\n", #x, cudaGetErrorString(e_));              \
+      std::exit(1);                                                              \
+    }                                                                            \
+  } while (0)
+
+using namespace flashattn;
+
+namespace {
+
+constexpr int kHq = 32, kHkv = 8, kD = 128;
+
+void fill_random(void* dst, std::size_t bytes) {
+  static std::vector<std::uint16_t> pattern;
+  if (pattern.empty()) {
+    std::mt19937 rng(1);
+    std::uniform_real_distribution<float> u(-1.f, 1.f);
+    pattern.resize(std::size_t(16) << 20);
+    for (auto& h : pattern) {
+      float f = u(rng);
+      std::uint32_t x;
+      std::memcpy(&x, &f, 4);
+      h = static_cast<std::uint16_t>(x >> 16);  // bf16 by truncation: fine for timing data
+    }
+  }
+  const std::size_t chunk = pattern.size() * 2;
+  for (std::size_t off = 0; off < bytes; off += chunk)
+    CK(cudaMemcpy(static_cast<char*>(dst) + off, pattern.data(), std::min(chunk, bytes - off), cudaMemcpyHostToDevice));
+}
+
+double median(std::vector<float> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+double copy_bandwidth() {
+  const std::size_t bytes = std::size_t(2) << 30;
+  void *a, *b;
+  CK(cudaMalloc(&a, bytes));
+  CK(cudaMalloc(&b, bytes));
+  CK(cudaMemset(a, 1, bytes));
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  std::vector<float> ms;
+  for (int i = 0; i < 12; ++i) {
+    cudaEventRecord(e0);
+    CK(cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice));
+    cudaEventRecord(e1);
+    cudaEventSynchronize(e1);
+    float t;
+    cudaEventElapsedTime(&t, e0, e1);
+    if (i >= 2) ms.push_back(t);
+  }
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * bytes / (median(ms) * 1e-3) / 1e9;  // read + write
+}
+
+struct Result {
+  double us, gbps;
+  int splits;
+  double graph_us = 0;  // per call when kGraphCalls calls are replayed as one CUDA graph (0: failed)
+};
+
+constexpr int kGraphCalls = 20;
+
+// block_size 0 = contiguous cache.
+Result bench(int B, int Sk, int Sq, int block_size, int iters) {
+  const std::size_t kv_bytes = std::size_t(B) * Sk * kHkv * kD * 2;  // one of K or V
+  const int copies = static_cast<int>(std::max<std::size_t>(1, (std::size_t(512) << 20) / (2 * kv_bytes) + 1));
+  const int max_blocks = block_size ? (Sk + block_size - 1) / block_size : 0;
+  const int num_blocks = block_size ? B * max_blocks : 0;
+  std::vector<void*> ks(copies), vs(copies);
+  const std::size_t cache_bytes = block_size ? std::size_t(num_blocks) * block_size * kHkv * kD * 2 : kv_bytes;
+  for (int c = 0; c < copies; ++c) {
+    CK(cudaMalloc(&ks[c], cache_bytes));
+    CK(cudaMalloc(&vs[c], cache_bytes));
+    fill_random(ks[c], cache_bytes);
+    fill_random(vs[c], cache_bytes);
+  }
+  void *q, *out, *seqlens, *table = nullptr;
+  CK(cudaMalloc(&q, std::size_t(B) * Sq * kHq * kD * 2));
+  CK(cudaMalloc(&out, std::size_t(B) * Sq * kHq * kD * 2));
+  fill_random(q, std::size_t(B) * Sq * kHq * kD * 2);
+  // No append: the new tokens' keys are already the last Sq of the Sk cached keys, and
+  // cache_seqlens = Sk makes the call attend to all of them (causal, bottom-right aligned).
+  std::vector<int> lens(B, Sk);
+  CK(cudaMalloc(&seqlens, B * 4));
+  CK(cudaMemcpy(seqlens, lens.data(), B * 4, cudaMemcpyHostToDevice));
+  if (block_size) {
+    std::vector<int> perm(num_blocks);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::shuffle(perm.begin(), perm.end(), std::mt19937(7));  // scattered pages, as a long-running server has
+    CK(cudaMalloc(&table, perm.size() * 4));
+    CK(cudaMemcpy(table, perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
+  }
+  TensorView tq(q, DType::bf16, {B, Sq, kHq, kD}, Device::cuda(0));
+  TensorView to(out, DType::bf16, {B, Sq, kHq, kD}, Device::cuda(0));
+  KVCacheInputs in;
+  in.cache_seqlens = TensorView(seqlens, DType::i32, {B}, Device::cuda(0));
+  if (block_size) in.block_table = TensorView(table, DType::i32, {B, max_blocks}, Device::cuda(0));
+  KVCacheOptions o;
+  o.causal = true;
+  const int splits = decode_num_splits_heuristic(tq, kHkv, block_size ? max_blocks * block_size : Sk);
+  auto call = [&](int c, cudaStream_t stream = nullptr) {
+    TensorView tk, tv;
+    if (block_size) {
+      tk = TensorView(ks[c], DType::bf16, {num_blocks, block_size, kHkv, kD}, Device::cuda(0));
+      tv = TensorView(vs[c], DType::bf16, {num_blocks, block_size, kHkv, kD}, Device::cuda(0));
+    } else {
+      tk = TensorView(ks[c], DType::bf16, {B, Sk, kHkv, kD}, Device::cuda(0));
+      tv = TensorView(vs[c], DType::bf16, {B, Sk, kHkv, kD}, Device::cuda(0));
+    }
+    forward_with_kvcache(tq, tk, tv, in, to, TensorView{}, o, stream);
+  };
+  for (int i = 0; i < 3; ++i) call(i % copies);
+  CK(cudaDeviceSynchronize());
+  std::vector<cudaEvent_t> ev(2 * iters);
+  for (auto& e : ev) cudaEventCreate(&e);
+  for (int i = 0; i < iters; ++i) {
+    cudaEventRecord(ev[2 * i]);
+    call(i % copies);
+    cudaEventRecord(ev[2 * i + 1]);
+  }
+  CK(cudaDeviceSynchronize());
+  std::vector<float> ms(iters);
+  for (int i = 0; i < iters; ++i) cudaEventElapsedTime(&ms[i], ev[2 * i], ev[2 * i + 1]);
+  for (auto& e : ev) cudaEventDestroy(e);
+  // The same calls replayed from a CUDA graph (how serving engines run decode steps): the
+  // time per call without the host's launch overhead.
+  double graph_us = 0;
+  {
+    cudaStream_t st;
+    CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+    call(0, st);
+    CK(cudaStreamSynchronize(st));
+    cudaGraph_t g;
+    cudaGraphExec_t ge;
+    bool ok = cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
+    try {
+      for (int i = 0; ok && i < kGraphCalls; ++i) call(i % copies, st);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "graph capture: %s\n", e.what());
+      ok = false;
+    }
+    ok = cudaStreamEndCapture(st, &g) == cudaSuccess && ok;
+    ok = ok && cudaGraphInstantiate(&ge, g, 0) == cudaSuccess;
+    if (ok) {
+      cudaEvent_t a, b2;
+      cudaEventCreate(&a);
+      cudaEventCreate(&b2);
+      std::vector<float> gms;
+      for (int r = 0; r < 7; ++r) {
+        cudaEventRecord(a, st);
+        cudaGraphLaunch(ge, st);
+        cudaEventRecord(b2, st);
+        CK(cudaEventSynchronize(b2));
+        float t;
+        cudaEventElapsedTime(&t, a, b2);
+        if (r > 0) gms.push_back(t);
+      }
+      graph_us = median(gms) * 1e3 / kGraphCalls;
+      cudaGraphExecDestroy(ge);
+      cudaGraphDestroy(g);
+    }
+    cudaGetLastError();
+    cudaStreamDestroy(st);
+  }
+  for (int c = 0; c < copies; ++c) cudaFree(ks[c]), cudaFree(vs[c]);
+  cudaFree(q), cudaFree(out), cudaFree(seqlens), cudaFree(table);
+  const double t = median(ms) * 1e-3;
+  return {t * 1e6, 2.0 * kv_bytes / t / 1e9, splits, graph_us};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cudaDeviceProp prop;
+  CK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("# device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  if (argc >= 3) {  // one shape (for profilers): decode_bench B Sk [block_size=0] [iters=20] [seqlen_q=1]
+    const int bs = argc > 3 ? std::atoi(argv[3]) : 0, iters = argc > 4 ? std::atoi(argv[4]) : 20;
+    const int sq = argc > 5 ? std::atoi(argv[5]) : 1;
+    const Result r = bench(std::atoi(argv[1]), std::atoi(argv[2]), sq, bs, iters);
+    std::printf("batch %s seqlen_k %s block_size %d: %.1f us, %.0f GB/s, %d splits, graph %.1f us\n", argv[1], argv[2],
+                bs, r.us, r.gbps, r.splits, r.graph_us);
+    return 0;
+  }
+  std::printf("# copy_bandwidth_GBps(read+write): %.0f\n", copy_bandwidth());
+  const int shapes[][2] = {{1, 4096}, {1, 8192}, {1, 65536}, {1, 131072}, {8, 8192}, {16, 16384}, {32, 4096}, {64, 4096}, {64, 16384}};
+  std::printf("layout,batch,seqlen_k,seqlen_q,splits,us,GBps,graph_us,graph_GBps\n");
+  for (auto& s : shapes)
+    for (int bs : {0, 16, 256}) {
+      const int sq = 1;
+      const Result r = bench(s[0], s[1], sq, bs, 30);
+      const double kvb = 4.0 * s[0] * s[1] * kHkv * kD;
+      std::printf("%s,%d,%d,%d,%d,%.1f,%.0f,%.1f,%.0f\n", bs ? ("paged" + std::to_string(bs)).c_str() : "contiguous",
+                  s[0], s[1], sq, r.splits, r.us, r.gbps, r.graph_us, r.graph_us > 0 ? kvb / r.graph_us / 1e3 : 0.0);
+      std::fflush(stdout);
+    }
+  // Multi-token decode (speculative / chunked): 4 query tokens.
+  for (auto& s : {std::pair{8, 8192}, std::pair{1, 65536}}) {
+    const Result r = bench(s.first, s.second, 4, 0, 30);
+    const double kvb = 4.0 * s.first * s.second * kHkv * kD;
+    std::printf("contiguous,%d,%d,4,%d,%.1f,%.0f,%.1f,%.0f\n", s.first, s.second, r.splits, r.us, r.gbps, r.graph_us,
+                r.graph_us > 0 ? kvb / r.graph_us / 1e3 : 0.0);
+  }
+  return 0;
+}
