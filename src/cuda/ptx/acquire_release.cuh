@@ -1,0 +1,24 @@
+// GPU-scope acquire loads and release stores (PTX ISA 9.7.9.8 "ld", 9.7.9.10 "st",
+// memory consistency model section 8): block-to-block hand-offs through global flags.
+#pragma once
+
+namespace flashattn::ptx {
+
+// ld.acquire.gpu.global.b32: later memory accesses of this thread happen after the load.
+__device__ __forceinline__ int ld_acquire_gpu_s32(const int* addr) {
+  int v = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(addr) : "memory");
+#endif
+  return v;
+}
+
+// st.release.gpu.global.b32: earlier memory accesses (made visible to this thread, e.g.
+// by a fence and a block barrier) happen before the store.
+__device__ __forceinline__ void st_release_gpu_s32(int* addr, int v) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  asm volatile("st.release.gpu.global.b32 [%0], %1;\n" ::"l"(addr), "r"(v) : "memory");
+#endif
+}
+
+}  // namespace flashattn::ptx

@@ -1,0 +1,232 @@
+// The sm80 backward kernel: a thin shell over the scheduler (block -> batch, kv head,
+// kv tile), the q-tile range of that kv tile, the mainloop step and the dK/dV epilogue.
+//
+// Block order: the kv tile varies fastest, so for one (batch, kv head) tile j-1 is always
+// dispatched before tile j; the deterministic dQ hand-off (tile j waits until the tiles
+// before it have added into a q tile) relies on that and cannot deadlock.
+#pragma once
+
+#include "cuda/ptx/cp_async_ca.cuh"
+#include "cuda/sm80/mainloop_bwd_sm80.cuh"
+
+namespace flashattn::detail::sm80_bwd {
+
+// q tiles [lo, hi) whose rows see any key of [c0, c1): contiguous because each row's
+// visible key range has monotone ends. A closed-form guess, then corrected with
+// classify_tile so the block visits exactly the tiles classify_tile calls non-empty
+// (the deterministic turn count below assumes the same predicate).
+__device__ inline void q_tile_range(const MaskBounds& mb, int c0, int c1, int block_m, int n_tiles, int& lo,
+                                    int& hi) {
+  auto nonempty = [&](int i) {
+    const int r0 = i * block_m, r1 = imin(r0 + block_m, mb.seqlen_q);
+    return classify_tile(mb, r0, r1, c0, c1) != TileKind::empty;
+  };
+  const int shift = mb.seqlen_q - mb.seqlen_k;  // row = key + shift on the diagonal
+  int first = mb.window_right >= 0 ? c0 + shift - mb.window_right : 0;
+  int last = mb.window_left >= 0 ? c1 - 1 + shift + mb.window_left : mb.seqlen_q - 1;
+  lo = imin(imax(first, 0) / block_m, n_tiles);
+  hi = imin(imax(last, -1) / block_m + 1, n_tiles);
+  if (last < 0) hi = 0;
+  while (lo > 0 && nonempty(lo - 1)) --lo;
+  while (lo < n_tiles && !nonempty(lo)) ++lo;
+  if (hi < lo) hi = lo;
+  while (hi < n_tiles && nonempty(hi)) ++hi;
+  while (hi > lo && !nonempty(hi - 1)) --hi;
+}
+
+// Block-constant bases of the q side (see the kernel).
+template <typename T>
+struct BlockBases {
+  const T* q;                  // row 0 of the group's first q head
+  const T* dout;
+  std::int64_t scratch_row0;   // scratch row of (first q head, row 0)
+  int seqlen_q;
+  int b, h0;
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads, 1)
+    flash_bwd_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc) {
+  using Tile = BwdTile<D>;
+  using Loop = Mainloop<T, D>;
+  constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
+  extern __shared__ uint4 smem_raw[];
+  T* sK = reinterpret_cast<T*>(smem_raw);
+  T* sV = sK + N * D;
+  T* sQ0 = sV + N * D;  // stages x (Q, dO), then P, dS
+  const int n_stages = sc.stages;
+  T* sP = sQ0 + n_stages * 2 * M * D;
+  T* sdS = sP + M * N;
+  float* sRows = reinterpret_cast<float*>(sdS + M * N);  // stages x (LSE2, Drow) x M
+
+  const int tid = threadIdx.x;
+  std::uint32_t bid = blockIdx.x;
+  const int j = static_cast<int>(bid % static_cast<std::uint32_t>(sc.n_kv_tiles));
+  bid /= static_cast<std::uint32_t>(sc.n_kv_tiles);
+  const int hkv = static_cast<int>(bid % static_cast<std::uint32_t>(p.heads_kv));
+  const int b = static_cast<int>(bid / static_cast<std::uint32_t>(p.heads_kv));
+
+  const SeqGeometry geo = seq_geometry(p, b);
+  const int c0 = j * N;
+  if (c0 >= geo.seqlen_k) return;
+  const int cols_valid = imin(N, geo.seqlen_k - c0);
+  const int head_dim = p.head_dim;
+  const int group = p.heads_q / p.heads_kv;
+  const bool varlen = p.cu_seqlens_q != nullptr;
+
+  load_tile<N, D>(sK,
+                  static_cast<const T*>(p.k) +
+                      bshd_offset(varlen, p.k_batch_stride, p.k_row_stride, p.k_head_stride, b, geo.k_row0, c0, hkv),
+                  p.k_row_stride, cols_valid, head_dim, sc.vec_in, tid);
+  load_tile<N, D>(sV,
+                  static_cast<const T*>(p.v) +
+                      bshd_offset(varlen, p.v_batch_stride, p.v_row_stride, p.v_head_stride, b, geo.k_row0, c0, hkv),
+                  p.v_row_stride, cols_valid, head_dim, sc.vec_in, tid);
+
+  const MaskBounds mb{geo.seqlen_q, geo.seqlen_k, p.window_left, p.window_right};
+  int i_lo = 0, i_hi = 0;
+  const int n_q_tiles = (geo.seqlen_q + M - 1) / M;
+  q_tile_range(mb, c0, c0 + cols_valid, M, n_q_tiles, i_lo, i_hi);
+  const int per_head = i_hi - i_lo;
+  const int steps = per_head * group;
+
+  // Per-block bases of the q side, kept in shared memory: the step loop re-reads them
+  // after each barrier instead of holding them in registers next to dK / dV.
+  __shared__ BlockBases<T> sb;
+  if (tid == 0) {
+    const int h0 = hkv * group;
+    sb.q = static_cast<const T*>(p.q) +
+           bshd_offset(varlen, p.q_batch_stride, p.q_row_stride, p.q_head_stride, b, geo.q_row0, 0, h0);
+    sb.dout = static_cast<const T*>(p.dout) +
+              bshd_offset(varlen, p.do_batch_stride, p.do_row_stride, p.do_head_stride, b, geo.q_row0, 0, h0);
+    sb.scratch_row0 = std::int64_t(h0) * sc.rows_alloc + scratch_row(sc.seq_pad, b, 0);
+    sb.seqlen_q = geo.seqlen_q;
+    sb.b = b;
+    sb.h0 = h0;
+  }
+  __syncthreads();
+
+  // Issues the cp.async loads of one step's Q, dO, LSE2 and Drow.
+  auto issue_q_side = [&](int step, int stage) {
+    const BlockBases<T> bb = sb;
+    const int dh = step / per_head;  // head within the group
+    const int r0 = (i_lo + step - dh * per_head) * M;
+    const int rows = imin(M, bb.seqlen_q - r0);
+    if (tid < 2 * M) {  // LSE2 (threads 0..M-1) and Drow (M..2M-1) of the tile's rows
+      const int r = tid % M;
+      const std::int64_t hrow = bb.scratch_row0 + std::int64_t(dh) * sc.rows_alloc + r0 + r;
+      const float* src = (tid < M ? sc.lse2 : sc.drow) + hrow;
+      ptx::cp_async_ca_4(ptx::smem_addr(sRows + stage * 2 * M + tid), r < rows ? src : sc.lse2, r < rows);
+    }
+    T* sQ = sQ0 + stage * 2 * M * D;
+    load_tile<M, D>(sQ, bb.q + std::int64_t(dh) * p.q_head_stride + std::int64_t(r0) * p.q_row_stride,
+                    p.q_row_stride, rows, head_dim, sc.vec_in, tid);
+    load_tile<M, D>(sQ + M * D, bb.dout + std::int64_t(dh) * p.do_head_stride + std::int64_t(r0) * p.do_row_stride,
+                    p.do_row_stride, rows, head_dim, sc.vec_in, tid);
+  };
+
+  KvAccum<D> acc;
+#pragma unroll
+  for (int mt = 0; mt < Tile::kKvMTiles; ++mt)
+#pragma unroll
+    for (int n = 0; n < Tile::kKvNTiles; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) acc.dk[mt][n][e] = acc.dv[mt][n][e] = 0.f;
+
+  const int warp = tid >> 5, lane = tid & 31;
+  const typename Loop::Lanes lanes(lane);
+
+  if (steps > 0) issue_q_side(0, 0);
+  ptx::cp_async_commit_group();
+
+  int stage = 0;
+  for (int step = 0; step < steps; ++step) {
+    ptx::cp_async_wait_group<0>();
+    __syncthreads();
+    if (n_stages == 2 && step + 1 < steps) {
+      issue_q_side(step + 1, stage ^ 1);
+      ptx::cp_async_commit_group();
+    }
+    const BlockBases<T> bb = sb;
+    const int dh = step / per_head;
+    const int h = bb.h0 + dh;
+    const int i = i_lo + step - dh * per_head;
+    StepRows sr;
+    sr.r0 = i * M;
+    sr.rows_valid = imin(M, bb.seqlen_q - sr.r0);
+    sr.c0 = c0;
+    sr.cols_valid = cols_valid;
+    sr.partial = classify_tile(mb, sr.r0, sr.r0 + sr.rows_valid, c0, c0 + cols_valid) != TileKind::full ||
+                 cols_valid < N;
+    const std::int64_t hrow = bb.scratch_row0 + std::int64_t(dh) * sc.rows_alloc + sr.r0;
+    sr.dq = sc.dq_accum + hrow * D;  // dq_ld == D (padded head dim)
+    sr.slope_log2 = p.alibi_slopes ? p.alibi_slopes[bb.b * p.alibi_batch_stride + h] * kLog2e : 0.f;
+    sr.bh = bb.b * p.heads_q + h;
+    sr.sem = nullptr;
+    sr.turn = 0;
+    if (sc.semaphores != nullptr) {
+      sr.sem = sc.semaphores + (std::int64_t(bb.b) * p.heads_q + h) * sc.n_q_tiles + i;
+      sr.turn = j - mb.keys_of_row(sr.r0).lo / N;
+    }
+    const std::uint32_t q_addr = ptx::smem_addr(sQ0 + stage * 2 * M * D);
+    const StepTiles st{q_addr,
+                       q_addr + 2u * M * D,
+                       ptx::smem_addr(sK),
+                       ptx::smem_addr(sV),
+                       ptx::smem_addr(sP),
+                       ptx::smem_addr(sdS),
+                       ptx::smem_addr(sRows + stage * 2 * M),
+                       ptx::smem_addr(sRows + stage * 2 * M + M)};
+    Loop::step(p, mb, st, sr, lanes, head_dim, acc, tid);
+    if (n_stages == 1) {
+      if (step + 1 < steps) {
+        __syncthreads();
+        issue_q_side(step + 1, 0);
+        ptx::cp_async_commit_group();
+      }
+    } else {
+      stage ^= 1;
+    }
+  }
+  ptx::cp_async_wait_group<0>();
+  __syncthreads();
+
+  // ------------------------------------------------------------- epilogue: dK, dV
+  {
+    const int g = lane >> 2, t = lane & 3;
+    const int kv_n = warp % Tile::kKvWarpsN, kv_d = warp / Tile::kKvWarpsN;
+#pragma unroll
+    for (int mt = 0; mt < Tile::kKvMTiles; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int row = kv_n * Tile::kKvRows + mt * 16 + h * 8 + g;
+#pragma unroll
+        for (int n = 0; n < Tile::kKvNTiles; ++n) {
+          const int col = kv_d * Tile::kKvCols + n * 8 + 2 * t;
+          *reinterpret_cast<std::uint32_t*>(sK + swz<D>(row, col)) =
+              Elem<T>::pack(acc.dk[mt][n][2 * h], acc.dk[mt][n][2 * h + 1]);
+          *reinterpret_cast<std::uint32_t*>(sV + swz<D>(row, col)) =
+              Elem<T>::pack(acc.dv[mt][n][2 * h], acc.dv[mt][n][2 * h + 1]);
+        }
+      }
+  }
+  __syncthreads();
+  {
+    // Block coordinates again (from an opaque block index, so they were not kept live
+    // through the q-tile loop).
+    std::uint32_t bx = ptx::mov_opaque_u32(blockIdx.x) / static_cast<std::uint32_t>(sc.n_kv_tiles);
+    const int hkv_e = static_cast<int>(bx % static_cast<std::uint32_t>(p.heads_kv));
+    const int b_e = static_cast<int>(bx / static_cast<std::uint32_t>(p.heads_kv));
+    const SeqGeometry g_e = seq_geometry(p, b_e);
+    store_tile<N, D>(sK,
+                     static_cast<T*>(p.dk) + bshd_offset(varlen, p.dk_batch_stride, p.dk_row_stride,
+                                                         p.dk_head_stride, b_e, g_e.k_row0, c0, hkv_e),
+                     p.dk_row_stride, cols_valid, head_dim, sc.vec_out, tid);
+    store_tile<N, D>(sV,
+                     static_cast<T*>(p.dv) + bshd_offset(varlen, p.dv_batch_stride, p.dv_row_stride,
+                                                         p.dv_head_stride, b_e, g_e.k_row0, c0, hkv_e),
+                     p.dv_row_stride, cols_valid, head_dim, sc.vec_out, tid);
+  }
+}
+
+}  // namespace flashattn::detail::sm80_bwd

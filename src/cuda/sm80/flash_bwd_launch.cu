@@ -1,0 +1,143 @@
+// Host side of the sm80 backward (FlashAttention-2 algorithm):
+//   1. preprocess: Drow = rowsum(dO * O), LSE in base 2        (flash_bwd_preprocess.cu)
+//   2. main kernel over (kv tile, kv head, batch): dK, dV in registers over every q tile of
+//      the GQA group, dQ summed into an fp32 scratch with red.add  (flash_bwd_kernel.cuh)
+//   3. dQ fp32 -> dtype                                          (flash_bwd_convert_dq.cu)
+// Deterministic mode: one int per (batch, q head, q tile) counts the kv tiles that have
+// added into that q tile; kv tile j waits for its turn (the number of visiting kv tiles
+// before it), so every dQ element is summed in increasing key order on every run. dK / dV
+// never need it: one block owns each kv tile and loops over the group's q heads itself.
+// The cost is the wait; the alternative (a partial dQ buffer per kv tile, summed in order)
+// needs O(n_kv_tiles * Sq * D) scratch and was rejected for long sequences.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+#include <string>
+
+#include "cuda/common/cuda_check.cuh"
+#include "cuda/sm80/flash_bwd_sm80.hpp"
+#include "cuda/sm80/sm80_engine.hpp"
+#include "cuda/sm80/tile_size_bwd_sm80.hpp"
+#include "dispatch/device_memory.hpp"
+#include "flashattn/error.hpp"
+
+namespace flashattn::detail {
+namespace {
+
+using namespace sm80_bwd;
+
+bool aligned16(const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }
+
+bool rows_vectorizable(const void* ptr, std::int64_t batch_stride, std::int64_t row_stride, std::int64_t head_stride,
+                       bool varlen) {
+  return aligned16(ptr) && row_stride % 8 == 0 && head_stride % 8 == 0 && (varlen || batch_stride % 8 == 0);
+}
+
+int padded_head_dim(int d) { return d <= 64 ? 64 : d <= 128 ? 128 : 256; }
+
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device) {
+    FLASHATTN_CUDA_CHECK(cudaGetDevice(&previous_));
+    if (previous_ != device) FLASHATTN_CUDA_CHECK(cudaSetDevice(device));
+  }
+  ~DeviceGuard() { cudaSetDevice(previous_); }
+
+ private:
+  int previous_ = 0;
+};
+
+// One allocation holding every scratch buffer, freed on the stream after the last kernel.
+class Scratch {
+ public:
+  Scratch(std::size_t bytes, int device, cudaStream_t stream) : device_(device), stream_(stream) {
+    ptr_ = device_allocate(std::max<std::size_t>(bytes, 256), device, stream);
+  }
+  ~Scratch() { device_free(ptr_, device_, stream_); }
+  char* data() const { return static_cast<char*>(ptr_); }
+
+ private:
+  int device_;
+  cudaStream_t stream_;
+  void* ptr_ = nullptr;
+};
+
+std::size_t round_up(std::size_t x) { return (x + 255) / 256 * 256; }
+
+template <typename T>
+void run_main(const AttentionParams& p, const BwdScratch& sc, int dpad, cudaStream_t stream) {
+  switch (dpad) {
+    case 64: run_bwd_main<T, 64>(p, sc, stream); break;
+    case 128: run_bwd_main<T, 128>(p, sc, stream); break;
+    default: run_bwd_main<T, 256>(p, sc, stream); break;
+  }
+}
+
+}  // namespace
+
+namespace sm80_bwd {
+int bwd_block_n(int padded_dim) {
+  return padded_dim == 64 ? BwdTile<64>::kBlockN : padded_dim == 128 ? BwdTile<128>::kBlockN : BwdTile<256>::kBlockN;
+}
+std::size_t bwd_smem_bytes(int padded_dim, int stages) {
+  return padded_dim == 64    ? BwdTile<64>::smem_bytes(stages)
+         : padded_dim == 128 ? BwdTile<128>::smem_bytes(stages)
+                             : BwdTile<256>::smem_bytes(stages);
+}
+}  // namespace sm80_bwd
+
+void sm80_backward(const AttentionParams& p) {
+  const int device = p.device.index;
+  DeviceGuard guard(device);
+  const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
+  const bool varlen = p.is_varlen();
+  const int dpad = padded_head_dim(p.head_dim);
+
+  int smem_optin = 0;
+  FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  int stages = 2;
+  constexpr std::size_t kStaticSmem = 64;  // the kernel's BlockBases
+  if (bwd_smem_bytes(dpad, 2) + kStaticSmem > std::size_t(smem_optin)) stages = 1;
+  if (bwd_smem_bytes(dpad, 1) + kStaticSmem > std::size_t(smem_optin))
+    throw Error(Error::Kind::unsupported, "",
+                "sm80 backward: head_dim " + std::to_string(p.head_dim) + " needs " +
+                    std::to_string(bwd_smem_bytes(dpad, 1)) + " bytes of shared memory per block, the device offers " +
+                    std::to_string(smem_optin));
+
+  BwdScratch sc;
+  sc.seq_pad = (p.seqlen_q + kBwdBlockM - 1) / kBwdBlockM * kBwdBlockM;
+  sc.rows_alloc = std::int64_t(p.batch) * sc.seq_pad;
+  sc.dq_ld = dpad;
+  sc.n_kv_tiles = (p.seqlen_k + bwd_block_n(dpad) - 1) / bwd_block_n(dpad);
+  sc.n_q_tiles = (p.seqlen_q + kBwdBlockM - 1) / kBwdBlockM;
+  sc.stages = stages;
+  sc.vec_in = rows_vectorizable(p.q, p.q_batch_stride, p.q_row_stride, p.q_head_stride, varlen) &&
+              rows_vectorizable(p.k, p.k_batch_stride, p.k_row_stride, p.k_head_stride, varlen) &&
+              rows_vectorizable(p.v, p.v_batch_stride, p.v_row_stride, p.v_head_stride, varlen) &&
+              rows_vectorizable(p.dout, p.do_batch_stride, p.do_row_stride, p.do_head_stride, varlen);
+  sc.vec_out = rows_vectorizable(p.dk, p.dk_batch_stride, p.dk_row_stride, p.dk_head_stride, varlen) &&
+               rows_vectorizable(p.dv, p.dv_batch_stride, p.dv_row_stride, p.dv_head_stride, varlen);
+
+  const std::size_t rows = static_cast<std::size_t>(p.heads_q) * sc.rows_alloc;
+  const std::size_t dq_bytes = round_up(rows * sc.dq_ld * sizeof(float));
+  const std::size_t row_bytes = round_up(rows * sizeof(float));
+  const std::size_t sem_bytes =
+      p.deterministic ? round_up(std::size_t(p.batch) * p.heads_q * sc.n_q_tiles * sizeof(int)) : 0;
+  Scratch scratch(dq_bytes + 2 * row_bytes + sem_bytes, device, stream);
+  sc.dq_accum = reinterpret_cast<float*>(scratch.data());
+  sc.lse2 = reinterpret_cast<float*>(scratch.data() + dq_bytes);
+  sc.drow = reinterpret_cast<float*>(scratch.data() + dq_bytes + row_bytes);
+  if (p.deterministic) sc.semaphores = reinterpret_cast<int*>(scratch.data() + dq_bytes + 2 * row_bytes);
+
+  FLASHATTN_CUDA_CHECK(cudaMemsetAsync(sc.dq_accum, 0, dq_bytes, stream));
+  if (sem_bytes) FLASHATTN_CUDA_CHECK(cudaMemsetAsync(sc.semaphores, 0, sem_bytes, stream));
+  run_bwd_preprocess(p, sc, stream);
+  if (p.dtype == DType::f16)
+    run_main<__half>(p, sc, dpad, stream);
+  else
+    run_main<__nv_bfloat16>(p, sc, dpad, stream);
+  run_bwd_convert_dq(p, sc, stream);
+}
+
+}  // namespace flashattn::detail

@@ -1,0 +1,319 @@
+// One step of the sm80 backward: a (q tile, kv tile) pair with K, V, Q, dO in shared memory.
+//   S  = Q K^T, dP = dO V^T                       (warp layout: BwdTile::kSWarps*)
+//   P  = exp2(logit2 - LSE2);  dS = P (dP keep - Drow) dlogit/ds     (logit hooks inline)
+//   dV += (P keep)^T dO, dK += dS^T Q              (BwdTile::kKvWarps*; registers for the block)
+//   dQ += dS K                                    (BwdTile::kQWarps*; fp32 red.add, DqLayout)
+// P and dS round-trip through shared memory as 16-bit values so the transposed products
+// can read them with ldmatrix.trans, as FlashAttention-2 does. At D <= 128, S / dP are
+// produced one 16-row m-tile at a time so that they and dK / dV never peak together.
+#pragma once
+
+#include <cmath>
+
+#include "core/attention_params.hpp"
+#include "core/mask.hpp"
+#include "core/online_softmax.hpp"
+#include "core/philox.hpp"
+#include "cuda/ptx/acquire_release.cuh"
+#include "cuda/ptx/ex2.cuh"
+#include "cuda/ptx/ld_shared.cuh"
+#include "cuda/ptx/red_global.cuh"
+#include "cuda/ptx/mov_opaque.cuh"
+#include "cuda/ptx/st_shared.cuh"
+#include "cuda/sm80/flash_bwd_params.hpp"
+#include "cuda/sm80/fragments_bwd_sm80.cuh"
+
+namespace flashattn::detail::sm80_bwd {
+
+// Accumulators of the whole kv tile (live across every q tile of the block).
+template <int D>
+struct KvAccum {
+  using Tile = BwdTile<D>;
+  float dk[Tile::kKvMTiles][Tile::kKvNTiles][4];
+  float dv[Tile::kKvMTiles][Tile::kKvNTiles][4];
+};
+
+// Shared-memory addresses (bytes, .shared window) of one step's tiles.
+struct StepTiles {
+  std::uint32_t q, dout, k, v, p, ds;
+  std::uint32_t lse2, drow;  // fp32 per q row of the tile
+};
+
+// Where the step's rows sit: tile origin, valid extents, and the per-row scratch.
+struct StepRows {
+  int r0, rows_valid;  // q rows [r0, r0 + rows_valid) of the sequence
+  int c0, cols_valid;  // keys [c0, c0 + cols_valid)
+  bool partial;        // some element of the tile is masked
+  float* dq;           // this q tile's kBlockM x D block of the dQ accumulator (DqLayout order)
+  float slope_log2;    // ALiBi slope * log2(e), 0 = off
+  int bh;              // dropout counter head word: b * heads_q + h
+  int* sem;            // deterministic mode: this q tile's turn counter, else null
+  int turn;            // kv tiles that add into this q tile before this one
+};
+
+template <typename T, int D>
+struct Mainloop {
+  using Tile = BwdTile<D>;
+  static constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
+  static constexpr int kSPassM = D <= 128 ? 1 : Tile::kSMTiles;
+
+  // Per-lane address offsets, computed once per block (see fragments_bwd_sm80.cuh): tables
+  // for operands whose column block is a compile-time multiple of 16, explicit entries for
+  // the warp-dependent column blocks.
+  struct Lanes {
+    std::uint32_t a_d[4];                      // rows_by8,  L = D: Q / dO as A
+    std::uint32_t b_d[4];                      // rows_by16, L = D: K / V as B
+    std::uint32_t a_n[N == D ? 1 : 4];         // rows_by8,  L = N: dS as A (a_d when N == D)
+    __device__ explicit Lanes(int lane) {
+#pragma unroll
+      for (int c = 0; c < 4; ++c) {
+        a_d[c] = lane_offset<D, LaneMap::rows_by8>(lane, 16 * c);
+        b_d[c] = lane_offset<D, LaneMap::rows_by16>(lane, 16 * c);
+        if constexpr (N != D) a_n[c] = lane_offset<N, LaneMap::rows_by8>(lane, 16 * c);
+      }
+    }
+    __device__ __forceinline__ const std::uint32_t (&dS_as_a() const)[4] {
+      if constexpr (N == D) return a_d;
+      else return a_n;
+    }
+    // Column block c0 (a multiple of 16, compile-time after unrolling) of a table.
+    __device__ __forceinline__ static std::uint32_t col(const std::uint32_t (&t)[4], int c0) {
+      return t[(c0 >> 4) & 3] + static_cast<std::uint32_t>((c0 >> 6) * 128);
+    }
+  };
+
+  __device__ static void step(const AttentionParams& p, const MaskBounds& mask, const StepTiles& tiles,
+                              const StepRows& sr, const Lanes& ln, int head_dim, KvAccum<D>& acc,
+                              int tid) {
+    // Tile addresses pass through an opaque move each step: the operand addresses derived
+    // from them are then formed next to their loads rather than hoisted out of the q-tile
+    // loop, where dozens of them would compete with dK / dV for registers.
+    const StepTiles st{ptx::mov_opaque_u32(tiles.q),    ptx::mov_opaque_u32(tiles.dout),
+                       ptx::mov_opaque_u32(tiles.k),    ptx::mov_opaque_u32(tiles.v),
+                       ptx::mov_opaque_u32(tiles.p),    ptx::mov_opaque_u32(tiles.ds),
+                       ptx::mov_opaque_u32(tiles.lse2), ptx::mov_opaque_u32(tiles.drow)};
+    const int warp = tid >> 5, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+
+    // ------------------------------------------------------------- S = Q K^T, dP = dO V^T
+    const int s_m = warp % Tile::kSWarpsM, s_n = warp / Tile::kSWarpsM;
+    const int row0 = s_m * Tile::kSRows;  // tile-local first row of this warp
+    const int key0 = s_n * Tile::kSCols;  // tile-local first key of this warp
+    const bool softcap = p.softcap > 0.f;
+    const bool dropout = p.dropout_p > 0.f;
+    const DropoutRng rng = make_dropout_rng(p.seed, p.offset, p.dropout_p);
+    const float keep_scale = 1.f / (1.f - p.dropout_p);
+    // Store offsets of this lane's pairs: row (row0 + 16 mt + 8 h + g), key (key0 + 8 n + 2 t);
+    // the swizzle depends on g and n only, the row blocks are immediates.
+    std::uint32_t st_off[Tile::kSNTiles];
+#pragma unroll
+    for (int n = 0; n < Tile::kSNTiles; ++n)
+      st_off[n] = static_cast<std::uint32_t>(swz<N>(row0 + g, key0 + n * 8 + 2 * t)) * 2u;
+
+    // kSPassM m-tiles at a time: one for D <= 128, where S and dP of two m-tiles next to
+    // the dK / dV accumulators and the logit hooks spill (the K / V fragments are then
+    // loaded once per m-tile); D = 256 has a single m-tile per warp.
+#pragma unroll
+    for (int mp = 0; mp < Tile::kSMTiles; mp += kSPassM) {
+      float s[kSPassM][Tile::kSNTiles][4], dp[kSPassM][Tile::kSNTiles][4];
+#pragma unroll
+      for (int mt = 0; mt < kSPassM; ++mt)
+#pragma unroll
+        for (int n = 0; n < Tile::kSNTiles; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) s[mt][n][e] = dp[mt][n][e] = 0.f;
+      gemm_rows_keys(st.q, st.k, ln, row0 + mp * 16, key0, head_dim, s);
+      gemm_rows_keys(st.dout, st.v, ln, row0 + mp * 16, key0, head_dim, dp);
+
+#pragma unroll
+      for (int mt = 0; mt < kSPassM; ++mt)
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          const int row_l = row0 + (mp + mt) * 16 + h * 8 + g;  // tile-local row
+          const int row = sr.r0 + row_l;
+          const float lse2 = row_l < sr.rows_valid ? ptx::ld_shared_f32(st.lse2 + 4 * row_l) : INFINITY;
+          const float drow = row_l < sr.rows_valid ? ptx::ld_shared_f32(st.drow + 4 * row_l) : 0.f;
+          KeyRange kr{0, 0};
+          if (sr.partial) {
+            kr = mask.keys_of_row(row);
+            kr.hi = imin(kr.hi, sr.c0 + sr.cols_valid);
+          }
+#pragma unroll
+          for (int n = 0; n < Tile::kSNTiles; ++n) {
+            const int col = sr.c0 + key0 + n * 8 + 2 * t;  // key of the pair (even)
+            Philox4 w{};
+            if (dropout) w = rng.words(sr.bh, row, col);
+            float pv[2], dsv[2];
+#pragma unroll
+            for (int c = 0; c < 2; ++c) {
+              const int key = col + c;
+              const float sv = s[mt][n][2 * h + c];
+              float x, grad;
+              if (softcap) {
+                const float th = tanhf(sv * (p.scale / p.softcap));
+                x = th * (p.softcap * kLog2e);
+                grad = p.scale * (1.f - th * th);
+              } else {
+                x = sv * p.scale_log2;
+                grad = p.scale;
+              }
+              if (sr.slope_log2 != 0.f) {
+                const int d = row + mask.seqlen_k - mask.seqlen_q - key;
+                x -= sr.slope_log2 * static_cast<float>(d < 0 ? -d : d);
+              }
+              if (sr.partial && (key < kr.lo || key >= kr.hi)) x = -INFINITY;
+              const float pr = ptx::ex2_approx_ftz(x - lse2);  // ex2(-inf) = 0 for masked logits
+              float dpe = dp[mt][n][2 * h + c], pd = pr;
+              if (dropout) {
+                // col is even: the pair sits in words 0-1 or 2-3 (no dynamic register index).
+                const std::uint32_t word = (col & 2) ? w.x[2 + c] : w.x[c];
+                const float ks = rng.keep_word(word) ? keep_scale : 0.f;
+                dpe *= ks;
+                pd = pr * ks;
+              }
+              pv[c] = pd;
+              dsv[c] = pr * (dpe - drow) * grad;
+            }
+            const std::uint32_t off = st_off[n] + row_bytes<N>((mp + mt) * 16 + h * 8);
+            ptx::st_shared_b32(st.p + off, Elem<T>::pack(pv[0], pv[1]));
+            ptx::st_shared_b32(st.ds + off, Elem<T>::pack(dsv[0], dsv[1]));
+          }
+        }
+    }
+    __syncthreads();
+
+    // Warp-dependent operand offsets are formed per step from an opaque lane id, so they
+    // live only during their product instead of for the whole block.
+    const int lane_o = static_cast<int>(ptx::mov_opaque_u32(static_cast<std::uint32_t>(lane)));
+
+    // ------------------------------------------------------------- dV += P^T dO, dK += dS^T Q
+    {
+      const int kv_n = warp % Tile::kKvWarpsN, kv_d = warp / Tile::kKvWarpsN;
+      std::uint32_t at_n[Tile::kKvMTiles];       // rows_by16, L = N: P / dS as A^T, this warp's keys
+      std::uint32_t bt_kv[Tile::kKvNTiles / 2];  // rows_by8,  L = D: dO / Q as B^T, this warp's columns
+#pragma unroll
+      for (int mt = 0; mt < Tile::kKvMTiles; ++mt)
+        at_n[mt] = lane_offset<N, LaneMap::rows_by16>(lane_o, kv_n * Tile::kKvRows + 16 * mt);
+#pragma unroll
+      for (int n2 = 0; n2 < Tile::kKvNTiles / 2; ++n2)
+        bt_kv[n2] = lane_offset<D, LaneMap::rows_by8>(lane_o, kv_d * Tile::kKvCols + 16 * n2);
+#pragma unroll
+      for (int kk = 0; kk < M / 16; ++kk) {
+        if (kk * 16 >= sr.rows_valid) break;  // rows past the sequence end have P = dS = 0
+        std::uint32_t ap[Tile::kKvMTiles][4], ads[Tile::kKvMTiles][4];
+#pragma unroll
+        for (int mt = 0; mt < Tile::kKvMTiles; ++mt) {
+          ptx::ldmatrix_x4_trans(ap[mt], st.p + row_bytes<N>(kk * 16) + at_n[mt]);
+          ptx::ldmatrix_x4_trans(ads[mt], st.ds + row_bytes<N>(kk * 16) + at_n[mt]);
+        }
+#pragma unroll
+        for (int n2 = 0; n2 < Tile::kKvNTiles / 2; ++n2) {
+          if (kv_d * Tile::kKvCols + n2 * 16 >= head_dim) break;
+          const std::uint32_t off = row_bytes<D>(kk * 16) + bt_kv[n2];
+          std::uint32_t bdo[4], bq[4];
+          ptx::ldmatrix_x4_trans(bdo, st.dout + off);
+          ptx::ldmatrix_x4_trans(bq, st.q + off);
+#pragma unroll
+          for (int mt = 0; mt < Tile::kKvMTiles; ++mt) {
+            mma2<T>(acc.dv[mt][2 * n2], acc.dv[mt][2 * n2 + 1], ap[mt], bdo);
+            mma2<T>(acc.dk[mt][2 * n2], acc.dk[mt][2 * n2 + 1], ads[mt], bq);
+          }
+        }
+      }
+    }
+
+    // ------------------------------------------------------------- dQ += dS K
+    if (sr.sem != nullptr) {
+      // Deterministic mode: kv tiles add into this q tile one at a time, in key order.
+      if (tid == 0)
+        while (ptx::ld_acquire_gpu_s32(sr.sem) != sr.turn) {
+        }
+      __syncthreads();
+    }
+    {
+      const int q_m = warp % Tile::kQWarpsM, q_d = warp / Tile::kQWarpsM;
+      const int qrow0 = q_m * Tile::kQRows;
+      std::uint32_t bt_q[Tile::kQCols / 16];  // rows_by8, L = D: K as B^T, this warp's dQ columns
+#pragma unroll
+      for (int n2 = 0; n2 < Tile::kQCols / 16; ++n2)
+        bt_q[n2] = lane_offset<D, LaneMap::rows_by8>(lane_o, q_d * Tile::kQCols + 16 * n2);
+#pragma unroll
+      for (int ch = 0; ch < Tile::kQCols / Tile::kQChunk; ++ch) {
+        const int d0 = q_d * Tile::kQCols + ch * Tile::kQChunk;
+        if (d0 >= head_dim) break;
+        float q[Tile::kQMTiles][Tile::kQNTiles][4];
+#pragma unroll
+        for (int mt = 0; mt < Tile::kQMTiles; ++mt)
+#pragma unroll
+          for (int n = 0; n < Tile::kQNTiles; ++n)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) q[mt][n][e] = 0.f;
+#pragma unroll
+        for (int kk = 0; kk < N / 16; ++kk) {
+          if (kk * 16 >= sr.cols_valid) break;  // keys past the sequence end have dS = 0
+          std::uint32_t ads[Tile::kQMTiles][4];
+#pragma unroll
+          for (int mt = 0; mt < Tile::kQMTiles; ++mt)
+            ptx::ldmatrix_x4(ads[mt], st.ds + row_bytes<N>(qrow0 + mt * 16) + Lanes::col(ln.dS_as_a(), kk * 16));
+#pragma unroll
+          for (int n2 = 0; n2 < Tile::kQNTiles / 2; ++n2) {
+            std::uint32_t bk[4];
+            ptx::ldmatrix_x4_trans(bk, st.k + row_bytes<D>(kk * 16) + bt_q[ch * (Tile::kQChunk / 16) + n2]);
+#pragma unroll
+            for (int mt = 0; mt < Tile::kQMTiles; ++mt) mma2<T>(q[mt][2 * n2], q[mt][2 * n2 + 1], ads[mt], bk);
+          }
+        }
+        // DqLayout order: red i of this lane goes to (warp * kPerThread + i) * 32 + lane, a
+        // whole 128-byte line per warp instruction; rows past the sequence end add zeros
+        // into this tile's own padded region.
+        float* base = ptx::mov_opaque_ptr(sr.dq) +
+                      static_cast<int>(ptx::mov_opaque_u32(
+                          static_cast<std::uint32_t>(warp * DqLayout<D>::kPerThread * 32 + lane)));
+#pragma unroll
+        for (int mt = 0; mt < Tile::kQMTiles; ++mt)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+#pragma unroll
+            for (int n = 0; n < Tile::kQNTiles; ++n)
+#pragma unroll
+              for (int c = 0; c < 2; ++c)
+                ptx::red_global_add_f32(base + DqLayout<D>::index(ch, mt, h, n, c) * 32, q[mt][n][2 * h + c]);
+      }
+    }
+    if (sr.sem != nullptr) {
+      __threadfence();
+      __syncthreads();
+      if (tid == 0) ptx::st_release_gpu_s32(sr.sem, sr.turn + 1);
+    }
+  }
+
+  // acc(rows x keys) += A(rows, :) B(keys, :)^T over the head dim, A and B stored [row][d].
+  // The head dim runs in groups of 64 columns (one swizzle period) under `unroll 1`, which
+  // stops the scheduler from hoisting every fragment load of the whole head dim at once
+  // (with dK / dV resident that spills).
+  template <int MT>
+  __device__ static void gemm_rows_keys(std::uint32_t a_tile, std::uint32_t b_tile, const Lanes& ln, int row0,
+                                        int key0, int head_dim, float (&acc)[MT][Tile::kSNTiles][4]) {
+#pragma unroll 1
+    for (int k64 = 0; k64 < D / 64; ++k64) {
+      if (k64 * 64 >= head_dim) break;  // zero-filled padding contributes nothing
+      const std::uint32_t a_base = a_tile + k64 * 128 + row_bytes<D>(row0);
+      const std::uint32_t b_base = b_tile + k64 * 128 + row_bytes<D>(key0);
+#pragma unroll
+      for (int kq = 0; kq < 4; ++kq) {
+        std::uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) ptx::ldmatrix_x4(a[mt], a_base + row_bytes<D>(mt * 16) + ln.a_d[kq]);
+#pragma unroll
+        for (int n2 = 0; n2 < Tile::kSNTiles / 2; ++n2) {
+          std::uint32_t b[4];
+          ptx::ldmatrix_x4(b, b_base + row_bytes<D>(n2 * 16) + ln.b_d[kq]);
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) mma2<T>(acc[mt][2 * n2], acc[mt][2 * n2 + 1], a[mt], b);
+        }
+      }
+    }
+  }
+};
+
+}  // namespace flashattn::detail::sm80_bwd

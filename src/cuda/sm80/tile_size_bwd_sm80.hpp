@@ -1,0 +1,79 @@
+// Tile sizes and warp layouts of the sm80 backward, per padded head dim, and the
+// shared-memory budget. The layouts follow FlashAttention-2's sm80 choices (its
+// Flash_bwd_kernel_traits for these head dims), which balance ldmatrix traffic against
+// the accumulator registers of each product.
+//
+// One block owns kBlockN keys of one kv head and walks the q tiles (kBlockM rows) of every
+// q head of its GQA group. Shared memory holds K, V (kBlockN x D), `stages` copies of Q and
+// dO (kBlockM x D) and the P / dS tiles (kBlockM x kBlockN) that the transposed products
+// read back, so
+//   bytes = 2 * (2*N*D + stages*2*M*D + 2*M*N) + 4 * stages*2*M   (LSE2, Drow rows in fp32)
+// D <= 128: 64 x 128; 161 KiB at D = 128 with two stages (fits A100's 163 KiB).
+// D = 256: 64 x 64; 144.5 KiB with one stage (A100), 209 KiB with two (H100 / H200).
+#pragma once
+
+#include <cstddef>
+
+namespace flashattn::detail::sm80_bwd {
+
+constexpr int kThreads = 256;  // 8 warps
+constexpr int kWarps = kThreads / 32;
+
+template <int kHeadDim>
+struct BwdTile {
+  static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "instantiated head dims");
+  static constexpr int kBlockM = 64;
+  static constexpr int kBlockN = kHeadDim <= 128 ? 128 : 64;
+  static constexpr int D = kHeadDim;
+
+  // S / dP (M x N): kSWarpsM x kSWarpsN warps.
+  static constexpr int kSWarpsM = kHeadDim <= 128 ? 2 : 4;
+  static constexpr int kSWarpsN = kWarps / kSWarpsM;
+  static constexpr int kSRows = kBlockM / kSWarpsM, kSMTiles = kSRows / 16;
+  static constexpr int kSCols = kBlockN / kSWarpsN, kSNTiles = kSCols / 8;
+  // dK / dV (N x D): kKvWarpsN x kKvWarpsD warps; accumulators live for the whole block.
+  static constexpr int kKvWarpsN = kHeadDim <= 128 ? 4 : 2;
+  static constexpr int kKvWarpsD = kWarps / kKvWarpsN;
+  static constexpr int kKvRows = kBlockN / kKvWarpsN, kKvMTiles = kKvRows / 16;
+  static constexpr int kKvCols = D / kKvWarpsD, kKvNTiles = kKvCols / 8;
+  // dQ (M x D): kQWarpsM x kQWarpsD warps, in column chunks of at most 32 (16 fp32 per m-tile).
+  static constexpr int kQWarpsM = kHeadDim == 64 ? 4 : 2;
+  static constexpr int kQWarpsD = kWarps / kQWarpsM;
+  static constexpr int kQRows = kBlockM / kQWarpsM, kQMTiles = kQRows / 16;
+  static constexpr int kQCols = D / kQWarpsD;
+  static constexpr int kQChunk = kQCols < 32 ? kQCols : 32, kQNTiles = kQChunk / 8;
+
+  static_assert(kSNTiles % 2 == 0 && kKvNTiles % 2 == 0 && kQNTiles % 2 == 0, "B operands load n-tile pairs");
+
+  static constexpr std::size_t smem_bytes(int stages) {
+    return 2 * (2 * std::size_t(kBlockN) * D + std::size_t(stages) * 2 * kBlockM * D +
+                2 * std::size_t(kBlockM) * kBlockN) +
+           4 * std::size_t(stages) * 2 * kBlockM;  // LSE2 and Drow of each stage's rows (fp32)
+  }
+};
+
+// Order of the dQ accumulator inside one q tile's kBlockM x D block: the i-th red.add of
+// lane l in warp w goes to element (w * kPerThread + i) * 32 + l, so every warp-wide red
+// covers 32 consecutive floats (one 128-byte line) instead of 8 rows. The convert kernel
+// maps positions back with `element`. i enumerates (chunk, m-tile, row half, n-tile, pair
+// element) as the dQ loop of the mainloop issues them.
+template <int kHeadDim>
+struct DqLayout {
+  using Tile = BwdTile<kHeadDim>;
+  static constexpr int kPerThread = Tile::kBlockM * kHeadDim / kThreads;
+  static constexpr int index(int chunk, int mt, int half, int n, int c) {
+    return (((chunk * Tile::kQMTiles + mt) * 2 + half) * Tile::kQNTiles + n) * 2 + c;
+  }
+  // (row, col) within the tile of position pos.
+  static constexpr void element(int pos, int& row, int& col) {
+    const int lane = pos & 31, k = pos >> 5;
+    const int warp = k / kPerThread, i = k % kPerThread;
+    const int c = i & 1, n = (i >> 1) % Tile::kQNTiles, rest = (i >> 1) / Tile::kQNTiles;
+    const int half = rest & 1, mt = (rest >> 1) % Tile::kQMTiles, chunk = (rest >> 1) / Tile::kQMTiles;
+    const int q_m = warp % Tile::kQWarpsM, q_d = warp / Tile::kQWarpsM;
+    row = q_m * Tile::kQRows + mt * 16 + half * 8 + (lane >> 2);
+    col = q_d * Tile::kQCols + chunk * Tile::kQChunk + n * 8 + 2 * (lane & 3) + c;
+  }
+};
+
+}  // namespace flashattn::detail::sm80_bwd

@@ -1,0 +1,300 @@
+// The sm80 backward engine against the fp64 oracle: dq / dk / dv over dtype x head dim x
+// seqlens x options (causal / window / softcap / ALiBi / dropout / GQA / MQA), varlen with
+// empty sequences, strided and misaligned layouts, big grids, a 256k-token sequence, and the
+// deterministic mode (bitwise equal across runs). The forward's out / lse come from the CPU
+// engine, so these tests judge the backward kernels alone. Gradients are NaN-poisoned on
+// the device before every call.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+
+#include "common/attention_case.hpp"
+#include "cuda/device_buffer.hpp"
+
+namespace flashattn::testing {
+namespace {
+
+// Device copies of every tensor of an AttentionCase.
+struct DeviceCase {
+  AttentionCase& c;
+  std::unique_ptr<DeviceBuffer> q, k, v, out, lse, dout, dq, dk, dv, alibi, cu_q, cu_k;
+
+  explicit DeviceCase(AttentionCase& ac) : c(ac) {
+    q = std::make_unique<DeviceBuffer>(c.q);
+    k = std::make_unique<DeviceBuffer>(c.k);
+    v = std::make_unique<DeviceBuffer>(c.v);
+    out = std::make_unique<DeviceBuffer>(c.out);
+    lse = std::make_unique<DeviceBuffer>(c.lse);
+    dout = std::make_unique<DeviceBuffer>(c.dout);
+    dq = std::make_unique<DeviceBuffer>(c.dq);
+    dk = std::make_unique<DeviceBuffer>(c.dk);
+    dv = std::make_unique<DeviceBuffer>(c.dv);
+    if (c.spec().alibi) alibi = std::make_unique<DeviceBuffer>(c.alibi);
+    if (c.spec().varlen()) {
+      cu_q = std::make_unique<DeviceBuffer>(c.cu_q);
+      cu_k = std::make_unique<DeviceBuffer>(c.cu_k);
+    }
+  }
+
+  TensorView view(const HostTensor& h, const DeviceBuffer& d) const {
+    TensorView tv = c.view(h);
+    tv.data = d.data();
+    tv.device = Device::cuda(0);
+    return tv;
+  }
+
+  // Poisons the gradients on the device, runs the backward, reads the gradients back.
+  void run_backward(bool deterministic = false) {
+    for (auto [h, d] : {std::pair{&c.dq, dq.get()}, std::pair{&c.dk, dk.get()}, std::pair{&c.dv, dv.get()}}) {
+      h->poison();
+      d->upload();
+    }
+    Options o = c.options();
+    o.deterministic = deterministic;
+    if (alibi) o.alibi_slopes = view(c.alibi, *alibi);
+    if (c.spec().varlen())
+      varlen_backward(view(c.dout, *dout), view(c.q, *q), view(c.k, *k), view(c.v, *v), view(c.out, *out),
+                      view(c.lse, *lse), view(c.cu_q, *cu_q), view(c.cu_k, *cu_k), c.max_seqlen_q(),
+                      c.max_seqlen_k(), view(c.dq, *dq), view(c.dk, *dk), view(c.dv, *dv), o);
+    else
+      backward(view(c.dout, *dout), view(c.q, *q), view(c.k, *k), view(c.v, *v), view(c.out, *out),
+               view(c.lse, *lse), view(c.dq, *dq), view(c.dk, *dk), view(c.dv, *dv), o);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    dq->download(c.dq);
+    dk->download(c.dk);
+    dv->download(c.dv);
+  }
+};
+
+// Forward on the CPU engine (out, lse), backward on the GPU, judged against the oracle.
+void check_case(const CaseSpec& s) {
+  AttentionCase c(s);
+  c.run_forward();
+  DeviceCase d(c);
+  d.run_backward();
+  c.expect_backward_matches_oracle();
+}
+
+enum class Variant { plain, causal, window, softcap, alibi, dropout, gqa, combo };
+
+const char* variant_name(Variant v) {
+  switch (v) {
+    case Variant::plain: return "plain";
+    case Variant::causal: return "causal";
+    case Variant::window: return "window";
+    case Variant::softcap: return "softcap";
+    case Variant::alibi: return "alibi";
+    case Variant::dropout: return "dropout";
+    case Variant::gqa: return "gqa";
+    case Variant::combo: return "mqa_causal_alibi_softcap_dropout";
+  }
+  return "?";
+}
+
+CaseSpec make_spec(DType t, int d, int sq, int sk, Variant v) {
+  CaseSpec s;
+  s.dtype = t;
+  s.head_dim = d;
+  s.seqlen_q = sq;
+  s.seqlen_k = sk;
+  s.batch = sq * sk > 100000 ? 1 : 2;
+  switch (v) {
+    case Variant::plain: break;
+    case Variant::causal: s.causal = true; break;
+    case Variant::window:
+      s.window_left = std::max(1, sk / 5);
+      s.window_right = std::max(0, sk / 9);
+      break;
+    case Variant::softcap: s.softcap = 2.0f; break;
+    case Variant::alibi: s.alibi = true; break;
+    case Variant::dropout: s.dropout_p = 0.17f; break;
+    case Variant::gqa: s.heads_q = 4; s.heads_kv = 2; break;
+    case Variant::combo:
+      s.heads_q = 3;
+      s.heads_kv = 1;
+      s.causal = true;
+      s.alibi = true;
+      s.softcap = 3.0f;
+      s.dropout_p = 0.1f;
+      break;
+  }
+  return s;
+}
+
+using MatrixParam = std::tuple<DType, int, std::pair<int, int>, Variant>;
+
+std::string param_name(const ::testing::TestParamInfo<MatrixParam>& info) {
+  auto [t, d, seq, v] = info.param;
+  return std::string(dtype_name(t)) + "_d" + std::to_string(d) + "_sq" + std::to_string(seq.first) + "_sk" +
+         std::to_string(seq.second) + "_" + variant_name(v);
+}
+
+class Sm80BackwardMatrix : public ::testing::TestWithParam<MatrixParam> {};
+
+TEST_P(Sm80BackwardMatrix, MatchesOracle) {
+  FLASHATTN_REQUIRE_GPU();
+  auto [t, d, seq, v] = GetParam();
+  check_case(make_spec(t, d, seq.first, seq.second, v));
+}
+
+const auto kDtypes = ::testing::Values(DType::f16, DType::bf16);
+const auto kVariants = ::testing::Values(Variant::plain, Variant::causal, Variant::window, Variant::softcap,
+                                         Variant::alibi, Variant::dropout, Variant::gqa, Variant::combo);
+
+INSTANTIATE_TEST_SUITE_P(Short, Sm80BackwardMatrix,
+                         ::testing::Combine(kDtypes, ::testing::Values(32, 64, 80, 96, 128, 192, 256),
+                                            ::testing::Values(std::pair{1, 1}, std::pair{17, 17}, std::pair{128, 128},
+                                                              std::pair{17, 300}, std::pair{300, 17}),
+                                            kVariants),
+                         param_name);
+
+// seqlen 1000: 16 q tiles, 8-16 kv tiles, many partial tiles on the diagonal (the fp64
+// oracle costs seconds per case here, so fewer combinations).
+INSTANTIATE_TEST_SUITE_P(Long, Sm80BackwardMatrix,
+                         ::testing::Combine(kDtypes, ::testing::Values(64, 128),
+                                            ::testing::Values(std::pair{1000, 1000}),
+                                            ::testing::Values(Variant::causal, Variant::window, Variant::combo)),
+                         param_name);
+INSTANTIATE_TEST_SUITE_P(Long256, Sm80BackwardMatrix,
+                         ::testing::Combine(::testing::Values(DType::bf16), ::testing::Values(256),
+                                            ::testing::Values(std::pair{1000, 1000}),
+                                            ::testing::Values(Variant::plain, Variant::combo)),
+                         param_name);
+
+// Head dims that pad to an instantiated one, with sq != sk both ways.
+INSTANTIATE_TEST_SUITE_P(OddHeadDims, Sm80BackwardMatrix,
+                         ::testing::Combine(::testing::Values(DType::bf16), ::testing::Values(8, 40, 72, 136, 248),
+                                            ::testing::Values(std::pair{65, 133}, std::pair{200, 70}),
+                                            ::testing::Values(Variant::causal, Variant::combo)),
+                         param_name);
+
+// Varlen batches with empty sequences on either side (dq rows with no key are 0, dk / dv
+// rows no query reaches are 0).
+std::string varlen_name(const ::testing::TestParamInfo<std::tuple<DType, int, Variant>>& info) {
+  return std::string(dtype_name(std::get<0>(info.param))) + "_d" + std::to_string(std::get<1>(info.param)) + "_" +
+         variant_name(std::get<2>(info.param));
+}
+
+class Sm80BackwardVarlen : public ::testing::TestWithParam<std::tuple<DType, int, Variant>> {};
+
+TEST_P(Sm80BackwardVarlen, MatchesOracle) {
+  FLASHATTN_REQUIRE_GPU();
+  auto [t, d, v] = GetParam();
+  CaseSpec s = make_spec(t, d, 1, 1, v);
+  s.varlen_q = {0, 5, 17, 64, 0, 130, 1, 300};
+  s.varlen_k = {3, 0, 20, 64, 1, 100, 70, 129};
+  s.batch = static_cast<int>(s.varlen_q.size());
+  check_case(s);
+}
+
+INSTANTIATE_TEST_SUITE_P(Varlen, Sm80BackwardVarlen, ::testing::Combine(kDtypes, ::testing::Values(64, 96, 256), kVariants),
+                         varlen_name);
+
+// Strided views: (B, H, S, D) storage seen as BSHD and padded rows.
+TEST(Sm80BackwardLayouts, BhsdAndPaddedViewsMatchOracle) {
+  FLASHATTN_REQUIRE_GPU();
+  for (bool bhsd : {false, true})
+    for (std::int64_t pad : {0, 8, 24}) {
+      CaseSpec s = make_spec(DType::f16, 64, 70, 190, Variant::causal);
+      s.heads_q = 4;
+      s.heads_kv = 2;
+      s.bhsd_layout = bhsd;
+      s.pad = pad;
+      SCOPED_TRACE(s.name());
+      check_case(s);
+    }
+}
+
+// Rows that are not 16-byte aligned: the kernels have an element-wise load / store path
+// for them; dispatch (sm80_supports) may also turn such views away as unsupported, which
+// must then be a clean flashattn::Error, not a wrong result.
+TEST(Sm80BackwardLayouts, MisalignedRowsMatchOracleOrAreRejected) {
+  FLASHATTN_REQUIRE_GPU();
+  for (bool bhsd : {false, true}) {
+    CaseSpec s = make_spec(DType::bf16, 72, 70, 130, Variant::combo);
+    s.bhsd_layout = bhsd;
+    s.pad = 3;
+    SCOPED_TRACE(s.name());
+    AttentionCase c(s);
+    c.run_forward();
+    DeviceCase d(c);
+    try {
+      d.run_backward();
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), Error::Kind::unsupported) << e.what();
+      continue;
+    }
+    c.expect_backward_matches_oracle();
+  }
+}
+
+// More (batch x heads) than one grid dimension holds.
+TEST(Sm80BackwardGrid, ManyBatchHeads) {
+  FLASHATTN_REQUIRE_GPU();
+  CaseSpec s = make_spec(DType::bf16, 32, 3, 5, Variant::gqa);
+  s.batch = 300;
+  s.heads_q = 240;
+  s.heads_kv = 80;
+  check_case(s);
+}
+
+// Deterministic mode: two runs give bitwise-equal gradients (and still match the oracle).
+TEST(Sm80BackwardDeterministic, BitwiseEqualAcrossRuns) {
+  FLASHATTN_REQUIRE_GPU();
+  for (Variant v : {Variant::plain, Variant::causal, Variant::window, Variant::combo}) {
+    CaseSpec s = make_spec(DType::bf16, 128, 1000, 1100, v);
+    s.heads_q = 4;
+    s.heads_kv = 2;
+    SCOPED_TRACE(s.name());
+    AttentionCase c(s);
+    c.run_forward();
+    DeviceCase d(c);
+    d.run_backward(true);
+    const HostTensor dq1 = c.dq, dk1 = c.dk, dv1 = c.dv;
+    for (int rep = 0; rep < 2; ++rep) {
+      d.run_backward(true);
+      EXPECT_EQ(std::memcmp(dq1.data(), c.dq.data(), dq1.bytes()), 0) << "dq differs on run " << rep + 2;
+      EXPECT_EQ(std::memcmp(dk1.data(), c.dk.data(), dk1.bytes()), 0) << "dk differs on run " << rep + 2;
+      EXPECT_EQ(std::memcmp(dv1.data(), c.dv.data(), dv1.bytes()), 0) << "dv differs on run " << rep + 2;
+    }
+    if (v == Variant::combo) c.expect_backward_matches_oracle();
+  }
+}
+
+// A 256k-token sequence (int64 offsets, thousands of tiles) under a sliding window, so the
+// CPU engine (which skips empty tiles like the kernels) can serve as the reference; the
+// naive oracle would need 7e10 scores.
+TEST(Sm80BackwardLong, Seqlen256kWindowMatchesCpuEngine) {
+  FLASHATTN_REQUIRE_GPU();
+  CaseSpec s = make_spec(DType::bf16, 64, 262144 + 17, 262144 + 17, Variant::plain);
+  s.batch = 1;
+  s.heads_q = 2;
+  s.heads_kv = 1;
+  s.window_left = 100;
+  s.window_right = 3;
+  AttentionCase c(s);
+  c.run_forward();
+  c.run_backward();  // CPU engine
+  const HostTensor cdq = c.dq, cdk = c.dk, cdv = c.dv;
+  DeviceCase d(c);
+  d.run_backward();
+  for (auto [ref, got, name] : {std::tuple{&cdq, &c.dq, "dq"}, std::tuple{&cdk, &c.dk, "dk"},
+                                std::tuple{&cdv, &c.dv, "dv"}}) {
+    const std::vector<double> a = ref->to_double(), b = got->to_double();
+    double max_ref = 0, max_err = 0;
+    std::size_t worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      ASSERT_FALSE(std::isnan(b[i])) << name << " NaN at " << i;
+      max_ref = std::max(max_ref, std::abs(a[i]));
+      if (std::abs(a[i] - b[i]) > max_err) max_err = std::abs(a[i] - b[i]), worst = i;
+    }
+    // Two bf16 engines with different summation orders: a few bf16 ulps of the largest value.
+    EXPECT_LE(max_err, 0.03 * max_ref + 1e-3) << name << " worst element " << worst << ": " << a[worst] << " vs "
+                                              << b[worst];
+  }
+}
+
+}  // namespace
+}  // namespace flashattn::testing
