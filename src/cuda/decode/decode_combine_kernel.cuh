@@ -44,9 +44,9 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const DecodeParams 
 #pragma unroll
   for (int j = 0; j < kMaxHeadDimPerLane; ++j) acc[j] = 0.f;
   // Every split wrote its O rows (zeros for an empty split), so the loads need no guard and the
-  // unrolled loop keeps 8 splits' loads in flight; a `continue` on empty splits would forbid
+  // unrolled loop keeps 4 splits' loads (32 per lane) in flight; a `continue` on empty splits would forbid
   // that (a guarded load cannot be hoisted) and chain one latency per split again.
-#pragma unroll 8
+#pragma unroll 4
   for (int s = 0; s < splits; ++s) {
     const float w = weight[warp][s];
     const float* o = o_part + (static_cast<std::int64_t>(s) * rows + row) * p.head_dim;
