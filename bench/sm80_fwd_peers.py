@@ -1,6 +1,6 @@
 """Peers for bench/sm80_fwd_tune.cu: torch SDPA's FLASH_ATTENTION and CUDNN_ATTENTION
 forward on the same anchor shapes (bf16, 16k tokens, hidden 2048), median CUDA-event
-time over rotated input sets. Prints the same CSV: impl,hdim,causal,seqlen,ms,tflops."""
+time over rotated input sets. Arguments: head dims (default 64 128 192 256). Prints the same CSV: impl,hdim,causal,seqlen,ms,tflops."""
 import sys
 
 import torch
@@ -27,7 +27,8 @@ def median_ms(fn, reps=20):
 def main():
     print("device:", torch.cuda.get_device_name(0), "torch", torch.__version__, file=sys.stderr)
     print("impl,hdim,causal,seqlen,ms,tflops")
-    for d in (64, 128, 192, 256):
+    dims = [int(a) for a in sys.argv[1:]] or [64, 128, 192, 256]
+    for d in dims:
         for causal in (0, 1):
             for s in (1024, 2048, 4096, 8192):
                 b, h = 16384 // s, 2048 // d

@@ -1,11 +1,11 @@
 // Timing and tile tuning of the sm80 forward (not built by CMake; see the build line below).
-// Times the public flashattn::forward on CUDA tensors and, for d 64 / 128, a few alternative
-// tile configurations launched directly, on the training anchor shapes (bf16, 16k tokens,
-// hidden 2048): median CUDA-event time over rotated input sets, TFLOP/s = 4 B H S^2 D
+// Times the public flashattn::forward on CUDA tensors and, with the argument `tune` (d 64 /
+// 128 only), a few alternative kernels launched directly, on the training anchor shapes
+// (bf16, 16k tokens, hidden 2048): median CUDA-event time over rotated input sets, TFLOP/s = 4 B H S^2 D
 // (halved when causal). Prints CSV: impl,hdim,causal,seqlen,ms,tflops.
 //
 // nvcc -std=c++20 -O3 -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a
-//   --expt-relaxed-constexpr bench/sm80_fwd_tune.cu build-fwd/libflashattn.a -cudart static -o sm80_fwd_tune
+//   --expt-relaxed-constexpr bench/sm80_fwd_tune.cu <build dir>/libflashattn.a -cudart static -o sm80_fwd_tune
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -62,9 +62,9 @@ float median_ms(Fn&& fn, int reps) {
   return t[t.size() / 2];
 }
 
-template <typename Traits>
+template <typename Traits, bool kPlain = false>
 void run_variant(const detail::AttentionParams& p) {
-  sm80::run_flash_fwd_traits<Traits>(p);
+  sm80::run_flash_fwd_traits<Traits, kPlain>(p);
 }
 
 int main(int argc, char** argv) {
@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "device: %s\n", prop.name);
   constexpr int kSets = 3;  // rotate inputs so repeated runs do not time L2
   std::printf("impl,hdim,causal,seqlen,ms,tflops\n");
-  for (int D : {64, 128, 192, 256})
+  const std::vector<int> dims = tune ? std::vector<int>{64, 128} : std::vector<int>{64, 128, 192, 256};
+  for (int D : dims)
     for (int causal : {0, 1})
       for (int S : {1024, 2048, 4096, 8192}) {
         const int B = 16384 / S, H = 2048 / D;
@@ -115,14 +116,15 @@ int main(int argc, char** argv) {
             return p;
           };
           using E = __nv_bfloat16;
+          // "general": the kernel with every option a runtime flag (what non-plain calls
+          // get, and what every call got before the plain kernel); "plain": hooks and
+          // dropout compiled out. The public path ("flashattn") runs FwdConfig::Plain.
           if (D == 64) {
-            report("t64_128x64x4_qsmem", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<64, 128, 64, 4, E, 1, 0>>(params(i)); }, 20));
-          } else if (D == 128) {
-            report("t128_64x64x4_qregs", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<128, 64, 64, 4, E, 1, 1>>(params(i)); }, 20));
-          } else if (D == 192) {
-            report("t192_128x64x8", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<192, 128, 64, 8, E>>(params(i)); }, 20));
+            report("t64_general_128x64x4_qregs", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<64, 128, 64, 4, E>>(params(i)); }, 20));
+            report("t64_plain_128x64x4_qregs", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<64, 128, 64, 4, E>, true>(params(i)); }, 20));
           } else {
-            report("t256_128x64x8", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<256, 128, 64, 8, E>>(params(i)); }, 20));
+            report("t128_general_128x32x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<128, 128, 32, 4, E>>(params(i)); }, 20));
+            report("t128_plain_128x32x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<128, 128, 32, 4, E>, true>(params(i)); }, 20));
           }
         }
         for (int s = 0; s < kSets; ++s) {

@@ -39,7 +39,10 @@ __device__ __forceinline__ std::int64_t bshd_offset(bool varlen, int b, std::int
   return (varlen ? 0 : b * batch_stride) + row * row_stride + h * head_stride;
 }
 
-template <typename Traits>
+// kPlain compiles the logits hooks and dropout out (the call has neither, and a positive
+// scale): the lighter kernel leaves ptxas the registers for the larger tiles of
+// FwdConfig::Plain. Masking stays a runtime branch, taken on partial tiles only.
+template <typename Traits, bool kPlain>
 __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) flash_fwd_kernel(const FwdKernelArgs args) {
   using Elem = typename Traits::Elem;
   constexpr int kBlockM = Traits::kBlockM, kBlockN = Traits::kBlockN, kThreads = Traits::kThreads;
@@ -71,6 +74,15 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) fla
   const Elem* v_gmem = static_cast<const Elem*>(p.v) +
                        bshd_offset(varlen, t.batch, p.v_batch_stride, g.k_row0, p.v_row_stride, head_k, p.v_head_stride);
   const Elem* fallback = static_cast<const Elem*>(p.q);
+  // The plain kernel's K / V base pointers wait in shared memory behind the V tile and are
+  // re-read after each barrier of the loop: four registers back for the accumulators, which
+  // took its 128 x 64 (d 128) and 128 x 128 (d 64) tiles from a spill in the loop to none.
+  // (The general kernels keep them in registers: d 96 spilled with them in shared memory.)
+  const Elem** kv_base = reinterpret_cast<const Elem**>(sV + Traits::kSmemKVElems);
+  if (kPlain && tid == 0) {
+    kv_base[0] = k_gmem;
+    kv_base[1] = v_gmem;
+  }
 
   cp_async_tile<typename Traits::SmemQ, kThreads>(sQ, q_gmem, p.q_row_stride, m_rows, p.head_dim, fallback, tid);
   if (n_max > n_min) {
@@ -117,9 +129,10 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) fla
   for (int n = n_max - 1; n >= n_min; --n) {
     const int n0 = n * kBlockN;
     ptx::cp_async_wait_group<0>();
-    __syncthreads();  // K(n) has landed; every warp is done with V(n + 1)
-    cp_async_tile<typename Traits::SmemKV, kThreads>(sV, v_gmem + n0 * p.v_row_stride, p.v_row_stride,
-                                                     g.seqlen_k - n0, p.head_dim, fallback, tid);
+    __syncthreads();  // K(n) has landed (and kv_base); every warp is done with V(n + 1)
+    const Elem* v_tile = (kPlain ? kv_base[1] : v_gmem) + n0 * p.v_row_stride;
+    cp_async_tile<typename Traits::SmemKV, kThreads>(sV, v_tile, p.v_row_stride, g.seqlen_k - n0, p.head_dim,
+                                                     fallback, tid);
     ptx::cp_async_commit_group();
 
     float s[Traits::kMSlices][Traits::kNTilesS][4];
@@ -127,7 +140,8 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) fla
       gemm_qk_rs<Traits>(s, q_frag, k_lane);
     else
       gemm_qk<Traits>(s, q_lane, k_lane);
-    if (args.hooks) apply_logits_hooks(s, hooks, row_base, n0, lane);
+    if constexpr (!kPlain)
+      if (args.hooks) apply_logits_hooks(s, hooks, row_base, n0, lane);
     if (classify_tile(mask, m0, m0 + m_rows, n0, n0 + kBlockN) != TileKind::full)
       apply_mask(s, mask, row_base, n0, lane);
 
@@ -135,13 +149,15 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) fla
     __syncthreads();  // V(n) has landed; every warp is done with K(n)
     if (n > n_min) {
       const int n1 = n0 - kBlockN;
-      cp_async_tile<typename Traits::SmemKV, kThreads>(sK, k_gmem + n1 * p.k_row_stride, p.k_row_stride,
-                                                       g.seqlen_k - n1, p.head_dim, fallback, tid);
+      const Elem* k_tile = (kPlain ? kv_base[0] : k_gmem) + n1 * p.k_row_stride;
+      cp_async_tile<typename Traits::SmemKV, kThreads>(sK, k_tile, p.k_row_stride, g.seqlen_k - n1, p.head_dim,
+                                                       fallback, tid);
       ptx::cp_async_commit_group();
     }
 
     softmax.update(s, acc_o, args.exp_scale);
-    if (args.dropout) apply_dropout(s, args.rng, bh, row_base, n0, lane);
+    if constexpr (!kPlain)
+      if (args.dropout) apply_dropout(s, args.rng, bh, row_base, n0, lane);
     gemm_pv<Traits>(acc_o, s, v_lane);
   }
 
@@ -152,7 +168,7 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) fla
     __syncthreads();
   }
   float o_factor[Traits::kMSlices][2], lse[Traits::kMSlices][2];
-  softmax.finalize(args.exp_scale, args.o_extra, o_factor, lse);
+  softmax.finalize(args.exp_scale, kPlain ? 1.f : args.o_extra, o_factor, lse);
   Elem* o_gmem = static_cast<Elem*>(p.o) +
                  bshd_offset(varlen, t.batch, p.o_batch_stride, g.q_row0 + m0, p.o_row_stride, t.head, p.o_head_stride);
   float* lse_gmem = p.lse == nullptr ? nullptr

@@ -15,6 +15,8 @@ namespace sm80 {
 
 template <int kHeadDim, typename Elem>
 void run_flash_fwd(const AttentionParams& p);
+template <int kHeadDim, typename Elem>
+void run_flash_fwd_plain(const AttentionParams& p);
 
 namespace {
 
@@ -23,11 +25,12 @@ bool multiple_of_8(std::int64_t s) { return s % 8 == 0; }
 
 template <typename Elem>
 void dispatch_head_dim(const AttentionParams& p) {
+  const bool plain = fwd_is_plain(p);
   switch (fwd_kernel_head_dim(p.head_dim)) {
     case 32: return run_flash_fwd<32, Elem>(p);
-    case 64: return run_flash_fwd<64, Elem>(p);
+    case 64: return plain ? run_flash_fwd_plain<64, Elem>(p) : run_flash_fwd<64, Elem>(p);
     case 96: return run_flash_fwd<96, Elem>(p);
-    case 128: return run_flash_fwd<128, Elem>(p);
+    case 128: return plain ? run_flash_fwd_plain<128, Elem>(p) : run_flash_fwd<128, Elem>(p);
     case 192: return run_flash_fwd<192, Elem>(p);
     default: return run_flash_fwd<256, Elem>(p);
   }

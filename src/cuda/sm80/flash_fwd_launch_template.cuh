@@ -27,13 +27,14 @@ inline FwdKernelArgs make_fwd_args(const AttentionParams& p, int block_m) {
   return a;
 }
 
-// Launches the kernel of one tile configuration (the tuning bench tries others).
-template <typename Traits>
+// Launches the kernel of one tile configuration (the tuning bench tries others). kPlain
+// only for fwd_is_plain calls: that kernel ignores the hooks and dropout of `args`.
+template <typename Traits, bool kPlain = false>
 void run_flash_fwd_traits(const AttentionParams& p) {
   FwdKernelArgs args = make_fwd_args(p, Traits::kBlockM);
   const std::int64_t total = static_cast<std::int64_t>(args.scheduler.num_m_blocks) * p.batch * p.heads_q;
   if (total == 0) return;
-  auto* kernel = &flash_fwd_kernel<Traits>;
+  auto* kernel = &flash_fwd_kernel<Traits, kPlain>;
   if (Traits::kSmemBytes > 48 * 1024)
     FLASHATTN_CUDA_CHECK(
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Traits::kSmemBytes));
@@ -47,9 +48,17 @@ void run_flash_fwd_traits(const AttentionParams& p) {
   }
 }
 
+// The general kernel: every option as a runtime flag.
 template <int kHeadDim, typename Elem>
 void run_flash_fwd(const AttentionParams& p) {
   run_flash_fwd_traits<typename FwdConfig<kHeadDim, Elem>::Traits>(p);
+}
+
+// The plain kernel (fwd_is_plain calls only), for the head dims that have FwdConfig::Plain;
+// its own translation units (flash_fwd_plain_hdim*.cu) keep the build parallel.
+template <int kHeadDim, typename Elem>
+void run_flash_fwd_plain(const AttentionParams& p) {
+  run_flash_fwd_traits<typename FwdConfig<kHeadDim, Elem>::Plain, true>(p);
 }
 
 }  // namespace flashattn::detail::sm80

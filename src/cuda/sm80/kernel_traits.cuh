@@ -5,18 +5,43 @@
 // fragment read from shared memory twice, which halves the shared-memory traffic per
 // tensor-core instruction (the FlashAttention-2 choice for d <= 128).
 //
-// Shared memory = (kBlockM + 2 kBlockN) * kHeadDim * 2 bytes (Q + one K + one V tile):
-//   d  32: 128 x 64, 4 warps:  16 KiB       d 128: 128 x 32, 4 warps:  48 KiB
-//   d  64: 128 x 64, 4 warps:  32 KiB       d 192:  64 x 64, 4 warps:  72 KiB
-//   d  96: 128 x 64, 4 warps:  48 KiB       d 256:  64 x 64, 4 warps:  96 KiB
+// Two kernels per head dim 64 / 128: the general one (every option a runtime flag) and the
+// plain one (flash_fwd_kernel<Traits, true>: no softcap, ALiBi, dropout, and a positive
+// scale; masking stays a runtime branch on partial tiles), which calls without those
+// options get. Compiling the options out alone gains nothing measurable (same tile, d 128:
+// plain 290-337 vs general 293-337); it is the larger tile that the freed registers allow
+// that pays, as in FlashAttention-2. Other head dims have the general kernel only.
+//
+// Shared memory = (kBlockM + 2 kBlockN) * kHeadDim * 2 bytes (Q + one K + one V tile),
+// plus 16 bytes where the plain kernel parks the K / V base pointers:
+//   d  32: 128 x  64, 4 warps: 16 KiB        d  96: 128 x 64, 4 warps: 48 KiB
+//   d  64: 128 x  64, 4 warps: 32 KiB        d 128: 128 x 32, 4 warps: 48 KiB
+//   plain: 128 x 128, 4 warps: 48 KiB        plain: 128 x 64, 4 warps: 64 KiB
+//   d 192:  64 x  64, 4 warps: 72 KiB        d 256:  64 x 64, 4 warps: 96 KiB
 // K and V are single-buffered but overlapped: V(n) loads during S = Q K(n)^T and K(n-1)
 // during the softmax and O += P V(n) (FlashAttention-2's schedule).
 // Registers: a warp's m16 slices hold O (kHeadDim / 2 fp32 per slice) and S (kBlockN / 2)
-// per thread; d <= 64 also keeps Q's fragments (kHeadDim / 4 per slice). ptxas (CUDA 13.0,
-// sm_80 and sm_90a) spilled at 128 x 128 for d <= 64, at 128 x 64 x 4 warps for d 128 (24-32
-// bytes) and with Q in registers at d 96 / 128 x 32; the configurations below use 230-255
-// registers and spill nothing. Measured on an H200 (bf16, 16k tokens, hidden 2048, non-causal,
-// seqlen 1k-8k, TFLOP/s):
+// per thread; d <= 64 also keeps Q's fragments (kHeadDim / 4 per slice) in the general
+// kernel. ptxas (CUDA 13.0, sm_80 and sm_90a): the general kernels use 233-255 registers and
+// spill nothing; they spilled at 128 x 128 for d <= 64, at 128 x 64 x 4 warps for d 128
+// (24-32 bytes) and with Q in registers at d 96 / 128 x 32. The plain kernels use 255 and
+// spill nothing, except d 128 on sm_90a: 8 bytes stored before the mainloop and reloaded
+// after it (none inside). Before the K / V bases moved to shared memory they spilled 4 bytes
+// with a reload in every iteration; attempts that made it worse (24-48 bytes, some in the
+// loop) and were dropped: the rescale of O before the exponentials (FlashAttention-2's
+// order), the full-tile key range resolved once before the loop, the epilogue's O / LSE
+// offsets in shared memory, opaque thread indices for the cp.async addresses.
+// Measured on an H200 (bf16, 16k tokens, hidden 2048, seqlen 1k / 2k / 4k / 8k, TFLOP/s;
+// torch 2.11 SDPA FlashAttention-2 beside it, same run):
+//   d  64 non-causal: plain 128 x 128 x 4, Q in smem 296 315 325 334 | plain 128 x 64 x 4,
+//          Q in regs 272 295 308 318 | Q in smem 271 289 301 308 | general 128 x 64 x 4,
+//          Q in regs 269 289 301 311 | FA2 280 294 301 305
+//   d  64 causal: plain 128 x 128 229 271 298 315 | general 210 248 274 292 | FA2 199 253 278 290
+//   d 128 non-causal: plain 128 x 64 x 4 344 367 382 388 | plain 128 x 32 x 4 290 312 325 337
+//          | general 128 x 32 x 4 293 315 325 337 | FA2 308 342 352 344
+//   d 128 causal: plain 128 x 64 255 298 326 346 | general 128 x 32 223 259 282 301
+//          | FA2 212 275 301 317
+// Earlier (general kernel only, non-causal, 1k-8k):
 //   d  64: 128 x 64 x 4, Q in regs 267-311 | Q in smem 257-293 | 64 x 64 x 4 239-268
 //          | 128 x 128 x 8 204-230
 //   d 128: 128 x 32 x 4 292-341 | 64 x 64 x 4, Q in regs 269-303 | 64 x 64 x 4 257-286
@@ -25,6 +50,7 @@
 //   d 256:  64 x 64 x 4 306-340 | 128 x 64 x 8 272-300 | 128 x 32 x 8 233-257
 #pragma once
 
+#include "core/attention_params.hpp"
 #include "cuda/sm80/smem_layout_swizzle.cuh"
 
 namespace flashattn::detail::sm80 {
@@ -52,19 +78,33 @@ struct FwdKernelTraits {
   using SmemKV = SwizzledTile<kBlockN, kHeadDim>;
   static constexpr int kSmemQElems = SmemQ::kElems;
   static constexpr int kSmemKVElems = SmemKV::kElems;
-  static constexpr int kSmemBytes = (kSmemQElems + 2 * kSmemKVElems) * 2;
+  static constexpr int kSmemBytes = (kSmemQElems + 2 * kSmemKVElems) * 2 + 2 * 8;  // + K / V base pointers
 };
 
 // The instantiated head dims; every other multiple of 8 runs on the next one up, its
-// extra columns zero-filled by cp.async (never by copying the user's tensors).
+// extra columns zero-filled by cp.async (never by copying the user's tensors). `Traits` is
+// the general kernel's tile; `Plain` (d 64 / 128 only) the tile of the kernel compiled
+// without hooks and dropout (flash_fwd_kernel<Traits, true>).
 template <int kHeadDim, typename Elem>
 struct FwdConfig;
 template <typename E> struct FwdConfig<32, E> { using Traits = FwdKernelTraits<32, 128, 64, 4, E>; };
-template <typename E> struct FwdConfig<64, E> { using Traits = FwdKernelTraits<64, 128, 64, 4, E>; };
+template <typename E> struct FwdConfig<64, E> {
+  using Traits = FwdKernelTraits<64, 128, 64, 4, E>;
+  using Plain = FwdKernelTraits<64, 128, 128, 4, E, 1, 0>;
+};
 template <typename E> struct FwdConfig<96, E> { using Traits = FwdKernelTraits<96, 128, 64, 4, E>; };
-template <typename E> struct FwdConfig<128, E> { using Traits = FwdKernelTraits<128, 128, 32, 4, E>; };
+template <typename E> struct FwdConfig<128, E> {
+  using Traits = FwdKernelTraits<128, 128, 32, 4, E>;
+  using Plain = FwdKernelTraits<128, 128, 64, 4, E>;
+};
 template <typename E> struct FwdConfig<192, E> { using Traits = FwdKernelTraits<192, 64, 64, 4, E>; };
 template <typename E> struct FwdConfig<256, E> { using Traits = FwdKernelTraits<256, 64, 64, 4, E>; };
+
+// Calls the plain kernel serves: no logits hook (softcap, ALiBi, non-positive scale) and no
+// dropout. Causal / window / sequence-end masking stays: it only runs on partial tiles.
+inline bool fwd_is_plain(const AttentionParams& p) {
+  return !(p.softcap > 0.f) && p.alibi_slopes == nullptr && p.scale > 0.f && !(p.dropout_p > 0.f);
+}
 
 // Instantiated head dim that serves `head_dim` (a multiple of 8, <= 256).
 inline int fwd_kernel_head_dim(int head_dim) {
