@@ -10,4 +10,13 @@ __device__ __forceinline__ void red_global_add_f32(float* addr, float v) {
 #endif
 }
 
+// red.global.add.v4.f32 [addr], {a,b,c,d}: four adds to a 16-byte aligned address in one
+// instruction (sm_90 and later only).
+__device__ __forceinline__ void red_global_add_v4_f32(float* addr, float a, float b, float c, float d) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("red.global.add.v4.f32 [%0], {%1, %2, %3, %4};\n" ::"l"(addr), "f"(a), "f"(b), "f"(c), "f"(d)
+               : "memory");
+#endif
+}
+
 }  // namespace flashattn::ptx

@@ -44,12 +44,13 @@ struct BlockBases {
   int b, h0;
 };
 
-template <typename T, int D>
+template <typename T, int D, bool kPlain>
 __global__ void __launch_bounds__(kThreads, 1)
     flash_bwd_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc) {
   using Tile = BwdTile<D>;
-  using Loop = Mainloop<T, D>;
+  using Loop = Mainloop<T, D, kPlain>;
   constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
+  static_assert(2 * M <= kThreads, "one thread per LSE2 / Drow row");
   extern __shared__ uint4 smem_raw[];
   T* sK = reinterpret_cast<T*>(smem_raw);
   T* sV = sK + N * D;
@@ -160,7 +161,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                  cols_valid < N;
     const std::int64_t hrow = bb.scratch_row0 + std::int64_t(dh) * sc.rows_alloc + sr.r0;
     sr.dq = sc.dq_accum + hrow * D;  // dq_ld == D (padded head dim)
-    sr.slope_log2 = p.alibi_slopes ? p.alibi_slopes[bb.b * p.alibi_batch_stride + h] * kLog2e : 0.f;
+    sr.slope_log2 = !kPlain && p.alibi_slopes ? p.alibi_slopes[bb.b * p.alibi_batch_stride + h] * kLog2e : 0.f;
     sr.bh = bb.b * p.heads_q + h;
     sr.sem = nullptr;
     sr.turn = 0;

@@ -77,6 +77,9 @@ void run_main(const AttentionParams& p, const BwdScratch& sc, int dpad, cudaStre
 }  // namespace
 
 namespace sm80_bwd {
+int bwd_block_m(int padded_dim) {
+  return padded_dim == 64 ? BwdTile<64>::kBlockM : padded_dim == 128 ? BwdTile<128>::kBlockM : BwdTile<256>::kBlockM;
+}
 int bwd_block_n(int padded_dim) {
   return padded_dim == 64 ? BwdTile<64>::kBlockN : padded_dim == 128 ? BwdTile<128>::kBlockN : BwdTile<256>::kBlockN;
 }
@@ -106,11 +109,12 @@ void sm80_backward(const AttentionParams& p) {
                     std::to_string(smem_optin));
 
   BwdScratch sc;
-  sc.seq_pad = (p.seqlen_q + kBwdBlockM - 1) / kBwdBlockM * kBwdBlockM;
+  const int block_m = bwd_block_m(dpad);
+  sc.seq_pad = (p.seqlen_q + block_m - 1) / block_m * block_m;
   sc.rows_alloc = std::int64_t(p.batch) * sc.seq_pad;
   sc.dq_ld = dpad;
   sc.n_kv_tiles = (p.seqlen_k + bwd_block_n(dpad) - 1) / bwd_block_n(dpad);
-  sc.n_q_tiles = (p.seqlen_q + kBwdBlockM - 1) / kBwdBlockM;
+  sc.n_q_tiles = (p.seqlen_q + block_m - 1) / block_m;
   sc.stages = stages;
   sc.vec_in = rows_vectorizable(p.q, p.q_batch_stride, p.q_row_stride, p.q_head_stride, varlen) &&
               rows_vectorizable(p.k, p.k_batch_stride, p.k_row_stride, p.k_head_stride, varlen) &&

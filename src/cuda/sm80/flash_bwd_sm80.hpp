@@ -22,6 +22,6 @@ void run_bwd_main(const AttentionParams& p, const BwdScratch& sc, cudaStream_t s
 // Bytes of dynamic shared memory the main kernel needs for padded head dim D.
 std::size_t bwd_smem_bytes(int padded_dim, int stages);
 int bwd_block_n(int padded_dim);
-constexpr int kBwdBlockM = 64;
+int bwd_block_m(int padded_dim);
 
 }  // namespace flashattn::detail::sm80_bwd

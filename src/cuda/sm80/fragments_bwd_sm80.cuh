@@ -72,12 +72,17 @@ __device__ __forceinline__ void load_tile(T* smem, const T* g, std::int64_t row_
   const T* src = g + r0 * row_stride + c;
   std::uint32_t dst = ptx::smem_addr(smem + swz<L>(r0, c));
   const std::int64_t step = kRowStep * row_stride;
+  if (vec) {
 #pragma unroll
-  for (int i = 0; i < R / kRowStep; ++i, src += step, dst += kRowStep * L * 2) {
-    const bool valid = col_ok && r0 + i * kRowStep < nrows;
-    if (vec) {
+    for (int i = 0; i < R / kRowStep; ++i, src += step, dst += kRowStep * L * 2) {
+      const bool valid = col_ok && r0 + i * kRowStep < nrows;
       ptx::cp_async_cg_16(dst, valid ? src : g, valid);
-    } else {
+    }
+  } else {
+    // Rare (unaligned user strides): kept rolled, so it costs the hot loop no i-cache.
+#pragma unroll 1
+    for (int i = 0; i < R / kRowStep; ++i, src += step) {
+      const bool valid = col_ok && r0 + i * kRowStep < nrows;
       alignas(16) std::uint16_t tmp[8];
       const std::uint16_t* s16 = reinterpret_cast<const std::uint16_t*>(src);
 #pragma unroll

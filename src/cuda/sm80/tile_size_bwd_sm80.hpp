@@ -8,8 +8,24 @@
 // dO (kBlockM x D) and the P / dS tiles (kBlockM x kBlockN) that the transposed products
 // read back, so
 //   bytes = 2 * (2*N*D + stages*2*M*D + 2*M*N) + 4 * stages*2*M   (LSE2, Drow rows in fp32)
-// D <= 128: 64 x 128; 161 KiB at D = 128 with two stages (fits A100's 163 KiB).
+// D = 64: 128 x 128 (FA2's choice); 162 KiB with two stages (fits A100's 163 KiB).
+// D = 128: 64 x 128; 161 KiB with two stages.
 // D = 256: 64 x 64; 144.5 KiB with one stage (A100), 209 KiB with two (H100 / H200).
+//
+// Measured (H200, bf16, 16k tokens, hidden 2048, 8k sequence, backward TFLOP/s, one run
+// with torch FLASH_ATTENTION = FA2: d64 280, d128 298, d256 253; causal 257 / 281 / 242):
+//   first version                                     d64 111 / 103   d128 154 / 144
+//   + plain kernel (no dropout / softcap / ALiBi compiled in), rolled unaligned-load
+//     path (7.5k -> 4.1k instructions at D = 128), red.global.add.v4.f32 on sm_90 (a
+//     quarter of the dQ atomics), S / dP for two m-tiles per pass (K / V fragments
+//     loaded once per step)                          d64 189             d128 235
+//   + D = 64 with kBlockM = 128, four m-tiles per pass in its plain kernel
+//                                                     d64 214 / 203   d128 232 / 216
+//                                                     d256 197 / 195 (causal after /)
+// Rejected: one m-tile per pass at D = 128 plain (218: K / V fragments loaded twice);
+// dQ product before dK / dV (229; no gain at D = 64); tile addresses without the opaque
+// move (230, no gain) and, at D = 128, also the lane id (218); a fully unrolled head-dim
+// loop of S / dP, and two m-tiles per pass in the feature kernel at D = 128 (both spill).
 #pragma once
 
 #include <cstddef>
@@ -22,7 +38,7 @@ constexpr int kWarps = kThreads / 32;
 template <int kHeadDim>
 struct BwdTile {
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "instantiated head dims");
-  static constexpr int kBlockM = 64;
+  static constexpr int kBlockM = kHeadDim == 64 ? 128 : 64;
   static constexpr int kBlockN = kHeadDim <= 128 ? 128 : 64;
   static constexpr int D = kHeadDim;
 
@@ -52,22 +68,38 @@ struct BwdTile {
   }
 };
 
-// Order of the dQ accumulator inside one q tile's kBlockM x D block: the i-th red.add of
-// lane l in warp w goes to element (w * kPerThread + i) * 32 + l, so every warp-wide red
-// covers 32 consecutive floats (one 128-byte line) instead of 8 rows. The convert kernel
-// maps positions back with `element`. i enumerates (chunk, m-tile, row half, n-tile, pair
-// element) as the dQ loop of the mainloop issues them.
+// Order of the dQ accumulator inside one q tile's kBlockM x D block. Lane l of warp w
+// issues its kPerThread adds in kVec-wide vectors; the i-th value goes to
+//   ((w * kPerThread / kVec + i / kVec) * 32 + l) * kVec + i % kVec,
+// so every warp-wide red covers 32 * kVec consecutive floats (whole 128-byte lines)
+// instead of 8 rows. kVec = 4 (red.global.add.v4.f32) on sm_90, where it exists: a quarter
+// of the atomic instructions; 1 on sm_80. The main kernel and the convert kernel are
+// compiled for the same architecture, so they always agree. i enumerates (chunk, m-tile,
+// row half, n-tile, pair element) as the dQ loop of the mainloop issues them; a vector
+// covers the pairs of n-tiles 2k and 2k+1.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+inline constexpr int kDqVec = 4;
+#else
+inline constexpr int kDqVec = 1;
+#endif
+
 template <int kHeadDim>
 struct DqLayout {
   using Tile = BwdTile<kHeadDim>;
+  static constexpr int kVec = kDqVec;
   static constexpr int kPerThread = Tile::kBlockM * kHeadDim / kThreads;
+  static_assert(kPerThread % kVec == 0 && Tile::kQNTiles % 2 == 0, "vectors of two n-tile pairs");
   static constexpr int index(int chunk, int mt, int half, int n, int c) {
     return (((chunk * Tile::kQMTiles + mt) * 2 + half) * Tile::kQNTiles + n) * 2 + c;
   }
+  // Offset of value i of lane `lane` in warp `warp`.
+  static constexpr int position(int warp, int lane, int i) {
+    return ((warp * (kPerThread / kVec) + i / kVec) * 32 + lane) * kVec + i % kVec;
+  }
   // (row, col) within the tile of position pos.
   static constexpr void element(int pos, int& row, int& col) {
-    const int lane = pos & 31, k = pos >> 5;
-    const int warp = k / kPerThread, i = k % kPerThread;
+    const int r = pos % kVec, lane = (pos / kVec) & 31, k = pos / (32 * kVec);
+    const int warp = k / (kPerThread / kVec), i = (k % (kPerThread / kVec)) * kVec + r;
     const int c = i & 1, n = (i >> 1) % Tile::kQNTiles, rest = (i >> 1) / Tile::kQNTiles;
     const int half = rest & 1, mt = (rest >> 1) % Tile::kQMTiles, chunk = (rest >> 1) / Tile::kQMTiles;
     const int q_m = warp % Tile::kQWarpsM, q_d = warp / Tile::kQWarpsM;
