@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "common/attention_case.hpp"
+#include "common/attention_variants.hpp"
 #include "cuda/device_buffer.hpp"
 
 namespace flashattn::testing {
@@ -77,59 +78,7 @@ void check_case(const CaseSpec& s) {
   c.expect_backward_matches_oracle();
 }
 
-enum class Variant { plain, causal, window, softcap, alibi, dropout, gqa, combo };
 
-const char* variant_name(Variant v) {
-  switch (v) {
-    case Variant::plain: return "plain";
-    case Variant::causal: return "causal";
-    case Variant::window: return "window";
-    case Variant::softcap: return "softcap";
-    case Variant::alibi: return "alibi";
-    case Variant::dropout: return "dropout";
-    case Variant::gqa: return "gqa";
-    case Variant::combo: return "mqa_causal_alibi_softcap_dropout";
-  }
-  return "?";
-}
-
-CaseSpec make_spec(DType t, int d, int sq, int sk, Variant v) {
-  CaseSpec s;
-  s.dtype = t;
-  s.head_dim = d;
-  s.seqlen_q = sq;
-  s.seqlen_k = sk;
-  s.batch = sq * sk > 100000 ? 1 : 2;
-  switch (v) {
-    case Variant::plain: break;
-    case Variant::causal: s.causal = true; break;
-    case Variant::window:
-      s.window_left = std::max(1, sk / 5);
-      s.window_right = std::max(0, sk / 9);
-      break;
-    case Variant::softcap: s.softcap = 2.0f; break;
-    case Variant::alibi: s.alibi = true; break;
-    case Variant::dropout: s.dropout_p = 0.17f; break;
-    case Variant::gqa: s.heads_q = 4; s.heads_kv = 2; break;
-    case Variant::combo:
-      s.heads_q = 3;
-      s.heads_kv = 1;
-      s.causal = true;
-      s.alibi = true;
-      s.softcap = 3.0f;
-      s.dropout_p = 0.1f;
-      break;
-  }
-  return s;
-}
-
-using MatrixParam = std::tuple<DType, int, std::pair<int, int>, Variant>;
-
-std::string param_name(const ::testing::TestParamInfo<MatrixParam>& info) {
-  auto [t, d, seq, v] = info.param;
-  return std::string(dtype_name(t)) + "_d" + std::to_string(d) + "_sq" + std::to_string(seq.first) + "_sk" +
-         std::to_string(seq.second) + "_" + variant_name(v);
-}
 
 class Sm80BackwardMatrix : public ::testing::TestWithParam<MatrixParam> {};
 
@@ -140,15 +89,14 @@ TEST_P(Sm80BackwardMatrix, MatchesOracle) {
 }
 
 const auto kDtypes = ::testing::Values(DType::f16, DType::bf16);
-const auto kVariants = ::testing::Values(Variant::plain, Variant::causal, Variant::window, Variant::softcap,
-                                         Variant::alibi, Variant::dropout, Variant::gqa, Variant::combo);
+const auto kVariants = ::testing::ValuesIn(kAllVariants);
 
 INSTANTIATE_TEST_SUITE_P(Short, Sm80BackwardMatrix,
                          ::testing::Combine(kDtypes, ::testing::Values(32, 64, 80, 96, 128, 192, 256),
                                             ::testing::Values(std::pair{1, 1}, std::pair{17, 17}, std::pair{128, 128},
                                                               std::pair{17, 300}, std::pair{300, 17}),
                                             kVariants),
-                         param_name);
+                         matrix_param_name);
 
 // seqlen 1000: 16 q tiles, 8-16 kv tiles, many partial tiles on the diagonal (the fp64
 // oracle costs seconds per case here, so fewer combinations).
@@ -156,19 +104,19 @@ INSTANTIATE_TEST_SUITE_P(Long, Sm80BackwardMatrix,
                          ::testing::Combine(kDtypes, ::testing::Values(64, 128),
                                             ::testing::Values(std::pair{1000, 1000}),
                                             ::testing::Values(Variant::causal, Variant::window, Variant::combo)),
-                         param_name);
+                         matrix_param_name);
 INSTANTIATE_TEST_SUITE_P(Long256, Sm80BackwardMatrix,
                          ::testing::Combine(::testing::Values(DType::bf16), ::testing::Values(256),
                                             ::testing::Values(std::pair{1000, 1000}),
                                             ::testing::Values(Variant::plain, Variant::combo)),
-                         param_name);
+                         matrix_param_name);
 
 // Head dims that pad to an instantiated one, with sq != sk both ways.
 INSTANTIATE_TEST_SUITE_P(OddHeadDims, Sm80BackwardMatrix,
                          ::testing::Combine(::testing::Values(DType::bf16), ::testing::Values(8, 40, 72, 136, 248),
                                             ::testing::Values(std::pair{65, 133}, std::pair{200, 70}),
                                             ::testing::Values(Variant::causal, Variant::combo)),
-                         param_name);
+                         matrix_param_name);
 
 // Varlen batches with empty sequences on either side (dq rows with no key are 0, dk / dv
 // rows no query reaches are 0).

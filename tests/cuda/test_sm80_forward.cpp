@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/attention_case.hpp"
+#include "common/attention_variants.hpp"
 #include "cuda/device_buffer.hpp"
 
 namespace flashattn::testing {
@@ -58,51 +59,6 @@ struct GpuForward {
   AttentionCase& c_;
 };
 
-enum class Variant { plain, causal, window, softcap, alibi, dropout, gqa, combo };
-
-const char* variant_name(Variant v) {
-  switch (v) {
-    case Variant::plain: return "plain";
-    case Variant::causal: return "causal";
-    case Variant::window: return "window";
-    case Variant::softcap: return "softcap";
-    case Variant::alibi: return "alibi";
-    case Variant::dropout: return "dropout";
-    case Variant::gqa: return "gqa";
-    case Variant::combo: return "mqa_causal_alibi_softcap_dropout";
-  }
-  return "?";
-}
-
-CaseSpec make_spec(DType t, int d, int sq, int sk, Variant v) {
-  CaseSpec s;
-  s.dtype = t;
-  s.head_dim = d;
-  s.seqlen_q = sq;
-  s.seqlen_k = sk;
-  s.batch = sq * sk > 100000 ? 1 : 2;
-  switch (v) {
-    case Variant::plain: break;
-    case Variant::causal: s.causal = true; break;
-    case Variant::window:
-      s.window_left = std::max(1, sk / 5);
-      s.window_right = std::max(0, sk / 9);
-      break;
-    case Variant::softcap: s.softcap = 2.0f; break;
-    case Variant::alibi: s.alibi = true; break;
-    case Variant::dropout: s.dropout_p = 0.17f; break;
-    case Variant::gqa: s.heads_q = 4; s.heads_kv = 2; break;
-    case Variant::combo:
-      s.heads_q = 3;
-      s.heads_kv = 1;
-      s.causal = true;
-      s.alibi = true;
-      s.softcap = 3.0f;
-      s.dropout_p = 0.1f;
-      break;
-  }
-  return s;
-}
 
 void check_against_oracle(const CaseSpec& s) {
   AttentionCase c(s);
@@ -112,13 +68,6 @@ void check_against_oracle(const CaseSpec& s) {
   c.expect_forward_matches_oracle();
 }
 
-using MatrixParam = std::tuple<DType, int, std::pair<int, int>, Variant>;
-
-std::string param_name(const ::testing::TestParamInfo<MatrixParam>& info) {
-  auto [t, d, seq, v] = info.param;
-  return std::string(dtype_name(t)) + "_d" + std::to_string(d) + "_sq" + std::to_string(seq.first) + "_sk" +
-         std::to_string(seq.second) + "_" + variant_name(v);
-}
 
 class Sm80ForwardMatrix : public ::testing::TestWithParam<MatrixParam> {};
 
@@ -129,8 +78,7 @@ TEST_P(Sm80ForwardMatrix, MatchesOracle) {
 }
 
 const auto kDtypes = ::testing::Values(DType::f16, DType::bf16);
-const auto kVariants = ::testing::Values(Variant::plain, Variant::causal, Variant::window, Variant::softcap,
-                                         Variant::alibi, Variant::dropout, Variant::gqa, Variant::combo);
+const auto kVariants = ::testing::ValuesIn(kAllVariants);
 
 // Every head dim (instantiated ones and padded ones: 80 runs on the d = 96 kernel).
 INSTANTIATE_TEST_SUITE_P(Short, Sm80ForwardMatrix,
@@ -138,7 +86,7 @@ INSTANTIATE_TEST_SUITE_P(Short, Sm80ForwardMatrix,
                                             ::testing::Values(std::pair{1, 1}, std::pair{17, 17}, std::pair{128, 128},
                                                               std::pair{17, 300}, std::pair{300, 17}),
                                             kVariants),
-                         param_name);
+                         matrix_param_name);
 
 // seqlen 1000: several q tiles, partial last tiles, masks crossing tiles.
 INSTANTIATE_TEST_SUITE_P(Long, Sm80ForwardMatrix,
@@ -146,14 +94,14 @@ INSTANTIATE_TEST_SUITE_P(Long, Sm80ForwardMatrix,
                                             ::testing::Values(std::pair{1000, 1000}, std::pair{1000, 333}),
                                             ::testing::Values(Variant::plain, Variant::causal, Variant::window,
                                                               Variant::combo)),
-                         param_name);
+                         matrix_param_name);
 
 // Head dims padded inside the kernel, down to the smallest.
 INSTANTIATE_TEST_SUITE_P(OddHeadDims, Sm80ForwardMatrix,
                          ::testing::Combine(kDtypes, ::testing::Values(8, 40, 72, 136, 248),
                                             ::testing::Values(std::pair{65, 33}, std::pair{200, 260}),
                                             ::testing::Values(Variant::causal, Variant::combo)),
-                         param_name);
+                         matrix_param_name);
 
 std::string varlen_name(const ::testing::TestParamInfo<std::tuple<DType, int, Variant>>& info) {
   return std::string(dtype_name(std::get<0>(info.param))) + "_d" + std::to_string(std::get<1>(info.param)) + "_" +
