@@ -176,6 +176,27 @@ class DecodeCase {
     return ((static_cast<std::int64_t>(blk) * s[1] + row) * s[2] + h) * s[3] + d;
   }
 
+  // The same logical problem over a contiguous cache (same inputs, the cache rows copied out
+  // of this case's blocks), for checking that paged and contiguous outputs are bit-identical.
+  DecodeCase contiguous_twin(std::mt19937_64& rng) const {
+    DecodeConfig cc = c;
+    cc.layout = DecodeConfig::Layout::contiguous;
+    cc.cache_seqlens = seqlens;
+    DecodeCase twin(cc, rng);
+    twin.q = q, twin.k_new = k_new, twin.v_new = v_new, twin.alibi = alibi;
+    twin.rot_cos = rot_cos, twin.rot_sin = rot_sin;
+    for (int b = 0; b < c.batch; ++b)
+      for (int pos = 0; pos < seqlens[b]; ++pos) {
+        auto [blk, row] = where(b, pos);
+        for (int h = 0; h < c.heads_kv; ++h)
+          for (int d = 0; d < c.head_dim; ++d) {
+            twin.k_cache.set(twin.cache_index(b, pos, h, d), k_cache.get(cache_index(blk, row, h, d)));
+            twin.v_cache.set(twin.cache_index(b, pos, h, d), v_cache.get(cache_index(blk, row, h, d)));
+          }
+      }
+    return twin;
+  }
+
   // Checks the engine's results (out/lse and the cache after the append) against the oracle.
   void check(const std::string& where_) const {
     SCOPED_TRACE(where_ + " " + c.name());

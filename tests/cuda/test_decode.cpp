@@ -115,21 +115,7 @@ TEST(CudaDecode, PagedIsBitIdenticalToContiguous) {
     c.layout = Layout::paged, c.block_size = bs, c.max_cache = 1500, c.num_splits = 3;
     std::mt19937_64 rng(fresh_seed());
     DecodeCase paged(c, rng);
-    DecodeConfig cc = c;
-    cc.layout = Layout::contiguous;
-    cc.cache_seqlens = paged.seqlens;
-    DecodeCase contig(cc, rng);
-    contig.q = paged.q, contig.k_new = paged.k_new, contig.v_new = paged.v_new, contig.alibi = paged.alibi;
-    contig.rot_cos = paged.rot_cos, contig.rot_sin = paged.rot_sin;
-    for (int b = 0; b < c.batch; ++b)
-      for (int pos = 0; pos < paged.seqlens[b]; ++pos) {
-        auto [blk, row] = paged.where(b, pos);
-        for (int h = 0; h < c.heads_kv; ++h)
-          for (int d = 0; d < c.head_dim; ++d) {
-            contig.k_cache.set(contig.cache_index(b, pos, h, d), paged.k_cache.get(paged.cache_index(blk, row, h, d)));
-            contig.v_cache.set(contig.cache_index(b, pos, h, d), paged.v_cache.get(paged.cache_index(blk, row, h, d)));
-          }
-      }
+    DecodeCase contig = paged.contiguous_twin(rng);
     contig.k_cache_before = contig.k_cache, contig.v_cache_before = contig.v_cache;
     run_gpu(paged);
     run_gpu(contig);
