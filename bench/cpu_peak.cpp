@@ -1,4 +1,5 @@
 // A register-only FMA loop: the ceiling the CPU engine's GFLOP/s are read against.
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -33,7 +34,8 @@ double fma_loop(long iters) {
 
 }  // namespace
 
-double measure_cpu_fma_peak_gflops(int threads) {
+namespace {
+double measure_once(int threads) {
   const long iters = 50'000'000;
   std::vector<double> flops(threads);
   const auto t0 = std::chrono::steady_clock::now();
@@ -44,6 +46,14 @@ double measure_cpu_fma_peak_gflops(int threads) {
   double total = 0;
   for (double f : flops) total += f;
   return total / s * 1e-9;
+}
+}  // namespace
+
+// Best of three: a ceiling must not be understated by a moment of contention.
+double measure_cpu_fma_peak_gflops(int threads) {
+  double best = 0;
+  for (int i = 0; i < 3; ++i) best = std::max(best, measure_once(threads));
+  return best;
 }
 
 }  // namespace flashattn::bench
