@@ -1,6 +1,7 @@
 // Backward epilogue for dQ: the fp32 accumulator (summed by red.add over kv tiles, in
 // DqLayout order within each q tile) is rounded once to the input dtype and written with
-// the caller's strides. Every real row is written, so rows no key reaches get dQ = 0.
+// the caller's strides, times sc.dq_scale (the plain kernel's dS leaves out the softmax
+// scale, a constant dlogit/ds, so it is applied here once). Every real row is written, so rows no key reaches get dQ = 0.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -37,7 +38,7 @@ __global__ void bwd_convert_dq_kernel(const AttentionParams p, const BwdScratch 
   if (r >= g.seqlen_q) return;
   const std::int64_t off = bshd_offset(p.cu_seqlens_q != nullptr, p.dq_batch_stride, p.dq_row_stride,
                                        p.dq_head_stride, b, g.q_row0, r, h);
-  static_cast<T*>(p.dq)[off + col] = from_f<T>(sc.dq_accum[idx]);
+  static_cast<T*>(p.dq)[off + col] = from_f<T>(sc.dq_accum[idx] * sc.dq_scale);
 }
 
 template <typename T>

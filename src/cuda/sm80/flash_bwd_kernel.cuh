@@ -107,11 +107,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   __syncthreads();
 
-  // Issues the cp.async loads of one step's Q, dO, LSE2 and Drow.
-  auto issue_q_side = [&](int step, int stage) {
+  // Issues the cp.async loads of the Q, dO, LSE2 and Drow of q tile i of head h0 + dh.
+  auto issue_q_side = [&](int dh, int i, int stage) {
     const BlockBases<T> bb = sb;
-    const int dh = step / per_head;  // head within the group
-    const int r0 = (i_lo + step - dh * per_head) * M;
+    const int r0 = i * M;
     const int rows = imin(M, bb.seqlen_q - r0);
     if (tid < 2 * M) {  // LSE2 (threads 0..M-1) and Drow (M..2M-1) of the tile's rows
       const int r = tid % M;
@@ -137,21 +136,21 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int warp = tid >> 5, lane = tid & 31;
   const typename Loop::Lanes lanes(lane);
 
-  if (steps > 0) issue_q_side(0, 0);
+  if (steps > 0) issue_q_side(0, i_lo, 0);
   ptx::cp_async_commit_group();
 
-  int stage = 0;
+  // The step's head within the group and q tile, advanced without a division per step.
+  int stage = 0, dh = 0, i = i_lo;
   for (int step = 0; step < steps; ++step) {
     ptx::cp_async_wait_group<0>();
     __syncthreads();
     if (n_stages == 2 && step + 1 < steps) {
-      issue_q_side(step + 1, stage ^ 1);
+      const bool wrap = i + 1 == i_hi;
+      issue_q_side(wrap ? dh + 1 : dh, wrap ? i_lo : i + 1, stage ^ 1);
       ptx::cp_async_commit_group();
     }
     const BlockBases<T> bb = sb;
-    const int dh = step / per_head;
     const int h = bb.h0 + dh;
-    const int i = i_lo + step - dh * per_head;
     StepRows sr;
     sr.r0 = i * M;
     sr.rows_valid = imin(M, bb.seqlen_q - sr.r0);
@@ -179,10 +178,14 @@ __global__ void __launch_bounds__(kThreads, 1)
                        ptx::smem_addr(sRows + stage * 2 * M),
                        ptx::smem_addr(sRows + stage * 2 * M + M)};
     Loop::step(p, mb, st, sr, lanes, head_dim, acc, tid);
+    if (++i == i_hi) {
+      i = i_lo;
+      ++dh;
+    }
     if (n_stages == 1) {
       if (step + 1 < steps) {
         __syncthreads();
-        issue_q_side(step + 1, 0);
+        issue_q_side(dh, i, 0);
         ptx::cp_async_commit_group();
       }
     } else {
@@ -194,6 +197,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // ------------------------------------------------------------- epilogue: dK, dV
   {
+    const float dk_scale = kPlain ? p.scale : 1.f;  // the plain kernel's dS leaves out the scale
     const int g = lane >> 2, t = lane & 3;
     const int kv_n = warp % Tile::kKvWarpsN, kv_d = warp / Tile::kKvWarpsN;
 #pragma unroll
@@ -205,7 +209,7 @@ __global__ void __launch_bounds__(kThreads, 1)
         for (int n = 0; n < Tile::kKvNTiles; ++n) {
           const int col = kv_d * Tile::kKvCols + n * 8 + 2 * t;
           *reinterpret_cast<std::uint32_t*>(sK + swz<D>(row, col)) =
-              Elem<T>::pack(acc.dk[mt][n][2 * h], acc.dk[mt][n][2 * h + 1]);
+              Elem<T>::pack(acc.dk[mt][n][2 * h] * dk_scale, acc.dk[mt][n][2 * h + 1] * dk_scale);
           *reinterpret_cast<std::uint32_t*>(sV + swz<D>(row, col)) =
               Elem<T>::pack(acc.dv[mt][n][2 * h], acc.dv[mt][n][2 * h + 1]);
         }

@@ -116,6 +116,7 @@ void sm80_backward(const AttentionParams& p) {
   sc.n_kv_tiles = (p.seqlen_k + bwd_block_n(dpad) - 1) / bwd_block_n(dpad);
   sc.n_q_tiles = (p.seqlen_q + block_m - 1) / block_m;
   sc.stages = stages;
+  sc.dq_scale = bwd_plain(p) ? p.scale : 1.f;
   sc.vec_in = rows_vectorizable(p.q, p.q_batch_stride, p.q_row_stride, p.q_head_stride, varlen) &&
               rows_vectorizable(p.k, p.k_batch_stride, p.k_row_stride, p.k_head_stride, varlen) &&
               rows_vectorizable(p.v, p.v_batch_stride, p.v_row_stride, p.v_head_stride, varlen) &&

@@ -14,9 +14,7 @@ void run_bwd_main(const AttentionParams& p, const BwdScratch& sc, cudaStream_t s
   const std::int64_t blocks = std::int64_t(sc.n_kv_tiles) * p.heads_kv * p.batch;
   if (blocks == 0) return;
   const std::size_t smem = Tile::smem_bytes(sc.stages);
-  // The plain kernel (no dropout / softcap / ALiBi) is the common training call.
-  const bool plain = p.dropout_p <= 0.f && p.softcap <= 0.f && p.alibi_slopes == nullptr;
-  auto kernel = plain ? flash_bwd_kernel<T, D, true> : flash_bwd_kernel<T, D, false>;
+  auto kernel = bwd_plain(p) ? flash_bwd_kernel<T, D, true> : flash_bwd_kernel<T, D, false>;
   FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   kernel<<<dim3(static_cast<unsigned>(blocks)), kThreads, smem, stream>>>(p, sc);
   FLASHATTN_CUDA_CHECK(cudaGetLastError());

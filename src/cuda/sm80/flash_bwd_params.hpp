@@ -22,6 +22,7 @@ struct BwdScratch {
   int stages = 1;         // Q/dO buffers: 2 overlaps the next tile's load (shared-memory budget)
   bool vec_in = false;    // q, k, v, dout: 16-byte aligned rows (cp.async usable)
   bool vec_out = false;   // dk, dv: 16-byte aligned rows
+  float dq_scale = 1.f;   // applied by the dQ conversion: the plain kernel's dS leaves out the scale
 };
 
 // Element offset of (b, row0 + row, h) in a BSHD or packed tensor. Device-usable twin of

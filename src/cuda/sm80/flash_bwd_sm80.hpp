@@ -19,6 +19,11 @@ void run_bwd_convert_dq(const AttentionParams& p, const BwdScratch& sc, cudaStre
 template <typename T, int D>
 void run_bwd_main(const AttentionParams& p, const BwdScratch& sc, cudaStream_t stream);
 
+// The plain kernel (no dropout / softcap / ALiBi) serves the call: the common training case.
+inline bool bwd_plain(const AttentionParams& p) {
+  return p.dropout_p <= 0.f && p.softcap <= 0.f && p.alibi_slopes == nullptr;
+}
+
 // Bytes of dynamic shared memory the main kernel needs for padded head dim D.
 std::size_t bwd_smem_bytes(int padded_dim, int stages);
 int bwd_block_n(int padded_dim);

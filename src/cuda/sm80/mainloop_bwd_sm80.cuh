@@ -6,9 +6,14 @@
 // P and dS round-trip through shared memory as 16-bit values so the transposed products
 // can read them with ldmatrix.trans, as FlashAttention-2 does. S / dP are produced
 // kSPassM 16-row m-tiles at a time, as many as fit next to dK / dV without spilling.
+// The plain kernel's dS leaves out dlogit/ds (the constant softmax scale there); the dK
+// epilogue and the dQ conversion multiply it in once. The step is latency-bound at 255
+// registers (dK / dV hold 128 of them): the products are kept branch-free so that ptxas
+// can overlap fragment loads with mma (see tile_size_bwd_sm80.hpp for what was measured).
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "core/attention_params.hpp"
 #include "core/mask.hpp"
@@ -132,60 +137,80 @@ struct Mainloop {
       gemm_rows_keys(st.q, st.k, ln, row0 + mp * 16, key0, head_dim, s);
       gemm_rows_keys(st.dout, st.v, ln, row0 + mp * 16, key0, head_dim, dp);
 
+      // P and dS of the pass. kMasked: some element of the tile is masked. The plain kernel
+      // compiles the body twice, so full tiles (all but the diagonal / edge ones) skip the
+      // per-element key compares; the feature kernel keeps one copy (i-cache).
+      auto p_ds = [&](auto masked_tag) {
+        constexpr bool kMasked = decltype(masked_tag)::value;
 #pragma unroll
-      for (int mt = 0; mt < kSPassM; ++mt)
+        for (int mt = 0; mt < kSPassM; ++mt)
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-          const int row_l = row0 + (mp + mt) * 16 + h * 8 + g;  // tile-local row
-          const int row = sr.r0 + row_l;
-          const float lse2 = row_l < sr.rows_valid ? ptx::ld_shared_f32(st.lse2 + 4 * row_l) : INFINITY;
-          const float drow = row_l < sr.rows_valid ? ptx::ld_shared_f32(st.drow + 4 * row_l) : 0.f;
-          KeyRange kr{0, 0};
-          if (sr.partial) {
-            kr = mask.keys_of_row(row);
-            kr.hi = imin(kr.hi, sr.c0 + sr.cols_valid);
-          }
-#pragma unroll
-          for (int n = 0; n < Tile::kSNTiles; ++n) {
-            const int col = sr.c0 + key0 + n * 8 + 2 * t;  // key of the pair (even)
-            Philox4 w{};
-            if (dropout) w = rng.words(sr.bh, row, col);
-            float pv[2], dsv[2];
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-              const int key = col + c;
-              const float sv = s[mt][n][2 * h + c];
-              float x, grad;
-              if (softcap) {
-                const float th = tanhf(sv * (p.scale / p.softcap));
-                x = th * (p.softcap * kLog2e);
-                grad = p.scale * (1.f - th * th);
-              } else {
-                x = sv * p.scale_log2;
-                grad = p.scale;
-              }
-              if (!kPlain && sr.slope_log2 != 0.f) {
-                const int d = row + mask.seqlen_k - mask.seqlen_q - key;
-                x -= sr.slope_log2 * static_cast<float>(d < 0 ? -d : d);
-              }
-              if (sr.partial && (key < kr.lo || key >= kr.hi)) x = -INFINITY;
-              const float pr = ptx::ex2_approx_ftz(x - lse2);  // ex2(-inf) = 0 for masked logits
-              float dpe = dp[mt][n][2 * h + c], pd = pr;
-              if (dropout) {
-                // col is even: the pair sits in words 0-1 or 2-3 (no dynamic register index).
-                const std::uint32_t word = (col & 2) ? w.x[2 + c] : w.x[c];
-                const float ks = rng.keep_word(word) ? keep_scale : 0.f;
-                dpe *= ks;
-                pd = pr * ks;
-              }
-              pv[c] = pd;
-              dsv[c] = pr * (dpe - drow) * grad;
+          for (int h = 0; h < 2; ++h) {
+            const int row_l = row0 + (mp + mt) * 16 + h * 8 + g;  // tile-local row
+            const int row = sr.r0 + row_l;
+            const float lse2 = row_l < sr.rows_valid ? ptx::ld_shared_f32(st.lse2 + 4 * row_l) : INFINITY;
+            const float drow = row_l < sr.rows_valid ? ptx::ld_shared_f32(st.drow + 4 * row_l) : 0.f;
+            KeyRange kr{0, 0};
+            if (kMasked) {
+              kr = mask.keys_of_row(row);
+              kr.hi = imin(kr.hi, sr.c0 + sr.cols_valid);
             }
-            const std::uint32_t off = st_off[n] + row_bytes<N>((mp + mt) * 16 + h * 8);
-            ptx::st_shared_b32(st.p + off, Elem<T>::pack(pv[0], pv[1]));
-            ptx::st_shared_b32(st.ds + off, Elem<T>::pack(dsv[0], dsv[1]));
+#pragma unroll
+            for (int n = 0; n < Tile::kSNTiles; ++n) {
+              const int col = sr.c0 + key0 + n * 8 + 2 * t;  // key of the pair (even)
+              Philox4 w{};
+              if (dropout) w = rng.words(sr.bh, row, col);
+              float pv[2], dsv[2];
+#pragma unroll
+              for (int c = 0; c < 2; ++c) {
+                const int key = col + c;
+                const float sv = s[mt][n][2 * h + c];
+                if constexpr (kPlain) {
+                  // One FMA for scale and LSE; dS leaves out the constant dlogit/ds = scale,
+                  // which the dK epilogue and the dQ conversion apply once (sc.dq_scale).
+                  float x = fmaf(sv, p.scale_log2, -lse2);
+                  if (kMasked && (key < kr.lo || key >= kr.hi)) x = -INFINITY;
+                  const float pr = ptx::ex2_approx_ftz(x);
+                  pv[c] = pr;
+                  dsv[c] = pr * (dp[mt][n][2 * h + c] - drow);
+                } else {
+                  float x, grad;
+                  if (softcap) {
+                    const float th = tanhf(sv * (p.scale / p.softcap));
+                    x = th * (p.softcap * kLog2e);
+                    grad = p.scale * (1.f - th * th);
+                  } else {
+                    x = sv * p.scale_log2;
+                    grad = p.scale;
+                  }
+                  if (sr.slope_log2 != 0.f) {
+                    const int d = row + mask.seqlen_k - mask.seqlen_q - key;
+                    x -= sr.slope_log2 * static_cast<float>(d < 0 ? -d : d);
+                  }
+                  if (kMasked && (key < kr.lo || key >= kr.hi)) x = -INFINITY;
+                  const float pr = ptx::ex2_approx_ftz(x - lse2);  // ex2(-inf) = 0 for masked logits
+                  float dpe = dp[mt][n][2 * h + c], pd = pr;
+                  if (dropout) {
+                    // col is even: the pair sits in words 0-1 or 2-3 (no dynamic register index).
+                    const std::uint32_t word = (col & 2) ? w.x[2 + c] : w.x[c];
+                    const float ks = rng.keep_word(word) ? keep_scale : 0.f;
+                    dpe *= ks;
+                    pd = pr * ks;
+                  }
+                  pv[c] = pd;
+                  dsv[c] = pr * (dpe - drow) * grad;
+                }
+              }
+              const std::uint32_t off = st_off[n] + row_bytes<N>((mp + mt) * 16 + h * 8);
+              ptx::st_shared_b32(st.p + off, Elem<T>::pack(pv[0], pv[1]));
+              ptx::st_shared_b32(st.ds + off, Elem<T>::pack(dsv[0], dsv[1]));
+            }
           }
-        }
+      };
+      if (kPlain && !sr.partial)
+        p_ds(std::false_type{});
+      else
+        p_ds(std::true_type{});
     }
     __syncthreads();
 
@@ -206,7 +231,7 @@ struct Mainloop {
         bt_kv[n2] = lane_offset<D, LaneMap::rows_by8>(lane_o, kv_d * Tile::kKvCols + 16 * n2);
 #pragma unroll
       for (int kk = 0; kk < M / 16; ++kk) {
-        if (kk * 16 >= sr.rows_valid) break;  // rows past the sequence end have P = dS = 0
+        // No early exit for rows past the sequence end (P = dS = 0, Q / dO zero-filled): see dQ.
         std::uint32_t ap[Tile::kKvMTiles][4], ads[Tile::kKvMTiles][4];
 #pragma unroll
         for (int mt = 0; mt < Tile::kKvMTiles; ++mt) {
@@ -257,7 +282,8 @@ struct Mainloop {
             for (int e = 0; e < 4; ++e) q[mt][n][e] = 0.f;
 #pragma unroll
         for (int kk = 0; kk < N / 16; ++kk) {
-          if (kk * 16 >= sr.cols_valid) break;  // keys past the sequence end have dS = 0
+          // No early exit for keys past the sequence end (dS = 0, K zero-filled): branch-free,
+          // so ptxas can issue the next k-slice's fragment loads under the current mma.
           std::uint32_t ads[Tile::kQMTiles][4];
 #pragma unroll
           for (int mt = 0; mt < Tile::kQMTiles; ++mt)

@@ -22,6 +22,23 @@
 //   + D = 64 with kBlockM = 128, four m-tiles per pass in its plain kernel
 //                                                     d64 214 / 203   d128 232 / 216
 //                                                     d256 197 / 195 (causal after /)
+// Round 2 (same run: H200, bf16, the table of bench/gpu_sweep shapes, TFLOP/s at 1k / 8k,
+// d128 non-causal; all head dims and causal moved alike):
+//   round-1 state                                     d128 178 / 233   d64 159 / 214   d256 158 / 197
+//   + plain kernel: full tiles skip the per-element mask compares (P / dS body compiled
+//     twice, branch on the block-uniform `partial`), logit2 - LSE2 as one FMA, the
+//     constant dlogit/ds = scale moved out of dS into the dK epilogue and the dQ
+//     conversion, no integer division per step: ~230 fewer instructions per step and
+//     warp at D = 128 (of ~1.7k)                     d128 184 / 243   d64 168 / 228   d256 163 / 204
+//   + dK / dV and dQ products without the per-k-slice early exits for rows / keys past
+//     the sequence end (zero-filled, so they add zeros): branch-free, ptxas issues the
+//     next fragments' loads under the current mma    d128 185 / 250   d64 172 / 233   d256 165 / 208
+//   FA2 (torch FLASH_ATTENTION) in the same run:      d128 227 / 300   d64 211 / 281   d256 200 / 253
+// Ceiling check: the same kernel with the dQ red.add removed (wrong dQ, timing only) is
+// only 4-8% faster (d128 193 / 265): the dQ atomics do not dominate.
+// Rejected in round 2 (spill at 255 registers): dropping the head-dim early exit of the
+// dK / dV product as well (d128: 8-72 bytes; d64 too), i.e. every further fragment that
+// ptxas hoists needs a register the dK / dV accumulators hold.
 // Rejected: one m-tile per pass at D = 128 plain (218: K / V fragments loaded twice);
 // dQ product before dK / dV (229; no gain at D = 64); tile addresses without the opaque
 // move (230, no gain) and, at D = 128, also the lane id (218); a fully unrolled head-dim
