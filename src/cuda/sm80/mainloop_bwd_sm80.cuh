@@ -4,8 +4,11 @@
 //   dV += (P keep)^T dO, dK += dS^T Q              (BwdTile::kKvWarps*; registers for the block)
 //   dQ += dS K                                    (BwdTile::kQWarps*; fp32 red.add, DqLayout)
 // P and dS round-trip through shared memory as 16-bit values so the transposed products
-// can read them with ldmatrix.trans, as FlashAttention-2 does. S / dP are produced
-// kSPassM 16-row m-tiles at a time, as many as fit next to dK / dV without spilling.
+// can read them with ldmatrix.trans, as FlashAttention-2 does (stored with stmatrix on
+// sm_90). Keeping P in registers as the A operand of dV does not fit this layout: a warp's
+// dV rows are keys summed over all kBlockM rows, while its S fragment holds half the rows.
+// S / dP are produced kSPassM 16-row m-tiles at a time, as many as fit next to dK / dV
+// without spilling.
 // The plain kernel's dS leaves out dlogit/ds (the constant softmax scale there); the dK
 // epilogue and the dQ conversion multiply it in once. The step is latency-bound at 255
 // registers (dK / dV hold 128 of them): the products are kept branch-free so that ptxas
@@ -25,6 +28,7 @@
 #include "cuda/ptx/red_global.cuh"
 #include "cuda/ptx/mov_opaque.cuh"
 #include "cuda/ptx/st_shared.cuh"
+#include "cuda/ptx/stmatrix.cuh"
 #include "cuda/sm80/flash_bwd_params.hpp"
 #include "cuda/sm80/fragments_bwd_sm80.cuh"
 
@@ -61,6 +65,11 @@ struct StepRows {
 template <typename T, int D, bool kPlain>
 struct Mainloop {
   using Tile = BwdTile<D>;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  static constexpr bool kStMatrix = true;
+#else
+  static constexpr bool kStMatrix = false;
+#endif
   static constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
   // m-tiles of S / dP per pass (see step): as many as fit next to dK / dV without spilling.
   static constexpr int kSPassM = D == 64 && kPlain    ? 4
@@ -120,6 +129,13 @@ struct Mainloop {
 #pragma unroll
     for (int n = 0; n < Tile::kSNTiles; ++n)
       st_off[n] = static_cast<std::uint32_t>(swz<N>(row0 + g, key0 + n * 8 + 2 * t)) * 2u;
+    // sm_90: stmatrix.x4 stores a 16-row pair of n-tiles (both row halves) per instruction,
+    // a quarter of the store instructions; lane l gives row 8 * bit3(l) + l % 8 of key block
+    // 8 * bit4(l), i.e. the rows_by8 map.
+    std::uint32_t stm_off[Tile::kSNTiles / 2];
+#pragma unroll
+    for (int n2 = 0; n2 < Tile::kSNTiles / 2; ++n2)
+      stm_off[n2] = lane_offset<N, LaneMap::rows_by8>(lane, key0 + 16 * n2) + row_bytes<N>(row0);
 
     // kSPassM m-tiles at a time; the K / V fragments are loaded once per pass, so more
     // per pass is faster (D = 128 plain: 235 vs 218 TFLOP/s with 2 vs 1) until S and dP
@@ -143,7 +159,8 @@ struct Mainloop {
       auto p_ds = [&](auto masked_tag) {
         constexpr bool kMasked = decltype(masked_tag)::value;
 #pragma unroll
-        for (int mt = 0; mt < kSPassM; ++mt)
+        for (int mt = 0; mt < kSPassM; ++mt) {
+          [[maybe_unused]] std::uint32_t pk_p[2][Tile::kSNTiles], pk_ds[2][Tile::kSNTiles];  // stmatrix (sm_90)
 #pragma unroll
           for (int h = 0; h < 2; ++h) {
             const int row_l = row0 + (mp + mt) * 16 + h * 8 + g;  // tile-local row
@@ -201,11 +218,27 @@ struct Mainloop {
                   dsv[c] = pr * (dpe - drow) * grad;
                 }
               }
-              const std::uint32_t off = st_off[n] + row_bytes<N>((mp + mt) * 16 + h * 8);
-              ptx::st_shared_b32(st.p + off, Elem<T>::pack(pv[0], pv[1]));
-              ptx::st_shared_b32(st.ds + off, Elem<T>::pack(dsv[0], dsv[1]));
+              if constexpr (kStMatrix) {
+                pk_p[h][n] = Elem<T>::pack(pv[0], pv[1]);
+                pk_ds[h][n] = Elem<T>::pack(dsv[0], dsv[1]);
+              } else {
+                const std::uint32_t off = st_off[n] + row_bytes<N>((mp + mt) * 16 + h * 8);
+                ptx::st_shared_b32(st.p + off, Elem<T>::pack(pv[0], pv[1]));
+                ptx::st_shared_b32(st.ds + off, Elem<T>::pack(dsv[0], dsv[1]));
+              }
             }
           }
+          if constexpr (kStMatrix) {
+#pragma unroll
+            for (int n2 = 0; n2 < Tile::kSNTiles / 2; ++n2) {
+              const std::uint32_t off = stm_off[n2] + row_bytes<N>((mp + mt) * 16);
+              ptx::stmatrix_x4(st.p + off, pk_p[0][2 * n2], pk_p[1][2 * n2], pk_p[0][2 * n2 + 1],
+                               pk_p[1][2 * n2 + 1]);
+              ptx::stmatrix_x4(st.ds + off, pk_ds[0][2 * n2], pk_ds[1][2 * n2], pk_ds[0][2 * n2 + 1],
+                               pk_ds[1][2 * n2 + 1]);
+            }
+          }
+        }
       };
       if (kPlain && !sr.partial)
         p_ds(std::false_type{});

@@ -43,6 +43,22 @@
 // dQ product before dK / dV (229; no gain at D = 64); tile addresses without the opaque
 // move (230, no gain) and, at D = 128, also the lane id (218); a fully unrolled head-dim
 // loop of S / dP, and two m-tiles per pass in the feature kernel at D = 128 (both spill).
+// Round 3 (one run, H200, bf16, the same shapes, backward TFLOP/s, best of two interleaved
+// runs; FA2 = torch FLASH_ATTENTION in the same run):
+//   round-2 state                         d64 173 / 238   d128 190 / 252   d256 167 / 208 (1k / 8k)
+//   + stmatrix.x4 for the P / dS stores on sm_90 (a quarter of the store instructions):
+//     d64 +0.1..1.0% (mean +0.6), d256 +0.5..1.7% (+0.9), d128 -0.6..+0.5% (-0.2); kept
+//                                         d64 173 / 240   d128 189 / 251   d256 168 / 212
+//   FA2 in the same run:                  d64 214 / 280   d128 224 / 299   d256 200 / 254
+//   (causal: ours / FA2 0.82-0.89 at d64, 0.81-0.83 at d128, 0.86 at d256)
+// Rejected in round 3: D = 64 as 64 x 64 tiles with two blocks per SM (launch bounds
+// min 2, 125 registers, 66 KiB each; one m-tile per pass, since two spill 24 bytes at the
+// 128-register cap and 64 x 128 tiles spill 188): 12-23% slower (d64 143 / 184 vs 173 /
+// 238): the second block's overlap does not make up for half the K / V reuse per q-side
+// load and the shorter mma runs between barriers. Checked, nothing to change: the grid
+// already puts the kv tiles of one (batch, kv head) next to each other (Q / dO stay in
+// L2), and a step has two block barriers (top: the Q / dO stage and the P / dS buffer
+// reuse; middle: P / dS written), fewer than FA2's.
 #pragma once
 
 #include <cstddef>
