@@ -89,8 +89,10 @@ struct Result {
 
 constexpr int kGraphCalls = 20;
 
-// block_size 0 = contiguous cache.
-Result bench(int B, int Sk, int Sq, int block_size, int iters) {
+// block_size 0 = contiguous cache. in_order: page i of the table is block i, the contiguous
+// layout behind a block table (tells the table's cost from the scattered pages' cost).
+// num_splits 0: the library's heuristic.
+Result bench(int B, int Sk, int Sq, int block_size, int iters, bool in_order = false, int num_splits = 0) {
   const std::size_t kv_bytes = std::size_t(B) * Sk * kHkv * kD * 2;  // one of K or V
   const int copies = static_cast<int>(std::max<std::size_t>(1, (std::size_t(512) << 20) / (2 * kv_bytes) + 1));
   const int max_blocks = block_size ? (Sk + block_size - 1) / block_size : 0;
@@ -115,7 +117,7 @@ Result bench(int B, int Sk, int Sq, int block_size, int iters) {
   if (block_size) {
     std::vector<int> perm(num_blocks);
     std::iota(perm.begin(), perm.end(), 0);
-    std::shuffle(perm.begin(), perm.end(), std::mt19937(7));  // scattered pages, as a long-running server has
+    if (!in_order) std::shuffle(perm.begin(), perm.end(), std::mt19937(7));  // scattered pages, as a long-running server has
     CK(cudaMalloc(&table, perm.size() * 4));
     CK(cudaMemcpy(table, perm.data(), perm.size() * 4, cudaMemcpyHostToDevice));
   }
@@ -126,7 +128,8 @@ Result bench(int B, int Sk, int Sq, int block_size, int iters) {
   if (block_size) in.block_table = TensorView(table, DType::i32, {B, max_blocks}, Device::cuda(0));
   KVCacheOptions o;
   o.causal = true;
-  const int splits = decode_num_splits_heuristic(tq, kHkv, block_size ? max_blocks * block_size : Sk);
+  o.num_splits = num_splits;
+  const int splits = num_splits > 0 ? num_splits : decode_num_splits_heuristic(tq, kHkv, block_size ? max_blocks * block_size : Sk);
   auto call = [&](int c, cudaStream_t stream = nullptr) {
     TensorView tk, tv;
     if (block_size) {
@@ -203,12 +206,14 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
-  if (argc >= 3) {  // one shape (for profilers): decode_bench B Sk [block_size=0] [iters=20] [seqlen_q=1]
+  if (argc >= 3) {  // one shape (for profilers): decode_bench B Sk [block_size=0] [iters=20] [seqlen_q=1] [inorder|scattered] [num_splits=0]
     const int bs = argc > 3 ? std::atoi(argv[3]) : 0, iters = argc > 4 ? std::atoi(argv[4]) : 20;
     const int sq = argc > 5 ? std::atoi(argv[5]) : 1;
-    const Result r = bench(std::atoi(argv[1]), std::atoi(argv[2]), sq, bs, iters);
-    std::printf("batch %s seqlen_k %s block_size %d: %.1f us, %.0f GB/s, %d splits, graph %.1f us\n", argv[1], argv[2],
-                bs, r.us, r.gbps, r.splits, r.graph_us);
+    const bool in_order = argc > 6 && std::string(argv[6]) == "inorder";
+    const int splits = argc > 7 ? std::atoi(argv[7]) : 0;
+    const Result r = bench(std::atoi(argv[1]), std::atoi(argv[2]), sq, bs, iters, in_order, splits);
+    std::printf("batch %s seqlen_k %s block_size %d%s: %.1f us, %.0f GB/s, %d splits, graph %.1f us\n", argv[1], argv[2],
+                bs, in_order ? " (pages in order)" : "", r.us, r.gbps, r.splits, r.graph_us);
     return 0;
   }
   std::printf("# copy_bandwidth_GBps(read+write): %.0f\n", copy_bandwidth());

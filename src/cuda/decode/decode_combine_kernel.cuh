@@ -1,6 +1,9 @@
 // Merges the split-KV partial states (normalised O in fp32 and natural-log LSE per split)
 // into the output with SoftmaxStats::merge, the merge every split path of the library uses.
-// One warp per (b, head, token) row.
+// It runs inside the attention kernel, in the last CTA of each (batch, KV head, row group) to
+// finish its split ("last block reduces"): a separate combine kernel cost a second launch, a
+// grid-wide drain between the two, and a chain of L2 round trips in a kernel of a few CTAs
+// (B=1 x 4k keys on an H200: 22.2 us per graph-replayed call against cuDNN's 11.0).
 #pragma once
 
 #include "core/online_softmax.hpp"
@@ -9,25 +12,25 @@
 
 namespace flashattn::detail::decode {
 
-constexpr int kMaxHeadDimPerLane = 8;  // head_dim <= 256
 constexpr int kMaxSplits = 128;
 
-template <typename T>
-__global__ void __launch_bounds__(128) combine_splits_kernel(const DecodeParams p, const float* o_part,
-                                                             const float* lse_part, int splits) {
-  // Two passes so that no load waits on another: (1) the lanes merge the splits' LSEs
-  // (SoftmaxStats::merge, lanes then warp-reduced), (2) every split's weight 2^(m_s - m) sits in
-  // shared memory and the O rows stream in with independent loads. A loop that merged split by
-  // split would chain one memory latency per split (~35 us for 33 splits on an H200).
-  __shared__ float weight[4][kMaxSplits];
+// One warp merges the `splits` parts of output row `row` (index (b * heads_q + h) * seqlen_q
+// + t). `weight` is kMaxSplits floats of shared memory owned by the warp. Two passes so that no
+// load waits on another: (1) the lanes merge the splits' LSEs (lanes then warp-reduced), (2)
+// every split's weight 2^(m_s - m) sits in shared memory and the O rows stream in with
+// independent loads. The parts were written by other CTAs of this grid, so they are read
+// through L2 (ld.global.cg), never from a possibly stale L1 line.
+// kD (64, 128, 256) bounds head_dim: kD / 32 values per lane, so the merge's registers stay
+// under the attention loop's (one bound for every head dim doubled them at kD = 64, halving
+// the CTAs per SM).
+template <typename T, int kD>
+__device__ __forceinline__ void combine_split_row(const DecodeParams& p, const float* o_part, const float* lse_part,
+                                                  int splits, int row, float* weight, int lane) {
   const int rows = p.batch * p.heads_q * p.seqlen_q;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int row = blockIdx.x * 4 + warp;
-  if (row >= rows) return;
   const int t = row % p.seqlen_q, h = (row / p.seqlen_q) % p.heads_q, b = row / (p.seqlen_q * p.heads_q);
   SoftmaxStats st;
   float fa, fb;
-  for (int s = lane; s < splits; s += 32) st.merge(SoftmaxStats::from_lse(lse_part[static_cast<std::int64_t>(s) * rows + row]), fa, fb);
+  for (int s = lane; s < splits; s += 32) st.merge(SoftmaxStats::from_lse(__ldcg(lse_part + static_cast<std::int64_t>(s) * rows + row)), fa, fb);
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
     SoftmaxStats other;
@@ -36,34 +39,36 @@ __global__ void __launch_bounds__(128) combine_splits_kernel(const DecodeParams 
     st.merge(other, fa, fb);
   }
   for (int s = lane; s < splits; s += 32) {
-    const SoftmaxStats part = SoftmaxStats::from_lse(lse_part[static_cast<std::int64_t>(s) * rows + row]);
-    weight[warp][s] = (part.m == -INFINITY || st.m == -INFINITY) ? 0.f : exp2f(part.m - st.m);
+    const SoftmaxStats part = SoftmaxStats::from_lse(__ldcg(lse_part + static_cast<std::int64_t>(s) * rows + row));
+    weight[s] = (part.m == -INFINITY || st.m == -INFINITY) ? 0.f : exp2f(part.m - st.m);
   }
   __syncwarp();
-  float acc[kMaxHeadDimPerLane];
+  constexpr int kPerLane = kD / 32;
+  float acc[kPerLane];
 #pragma unroll
-  for (int j = 0; j < kMaxHeadDimPerLane; ++j) acc[j] = 0.f;
+  for (int j = 0; j < kPerLane; ++j) acc[j] = 0.f;
   // Every split wrote its O rows (zeros for an empty split), so the loads need no guard and the
-  // unrolled loop keeps 4 splits' loads (32 per lane) in flight; a `continue` on empty splits would forbid
+  // unrolled loop keeps 8 splits' loads in flight; a `continue` on empty splits would forbid
   // that (a guarded load cannot be hoisted) and chain one latency per split again.
-#pragma unroll 4
+#pragma unroll 8
   for (int s = 0; s < splits; ++s) {
-    const float w = weight[warp][s];
+    const float w = weight[s];
     const float* o = o_part + (static_cast<std::int64_t>(s) * rows + row) * p.head_dim;
 #pragma unroll
-    for (int j = 0; j < kMaxHeadDimPerLane; ++j) {
+    for (int j = 0; j < kPerLane; ++j) {
       const int d = lane + 32 * j;
-      if (d < p.head_dim) acc[j] += w * o[d];
+      if (d < p.head_dim) acc[j] += w * __ldcg(o + d);
     }
   }
   const float inv = st.inv_sum();
   T* out = static_cast<T*>(p.o) + b * p.o_batch_stride + t * p.o_row_stride + h * p.o_head_stride;
 #pragma unroll
-  for (int j = 0; j < kMaxHeadDimPerLane; ++j) {
+  for (int j = 0; j < kPerLane; ++j) {
     const int d = lane + 32 * j;
     if (d < p.head_dim) out[d] = ElementTraits<T>::from_float(acc[j] * inv);
   }
   if (p.lse != nullptr && lane == 0) p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + t * p.lse_row_stride] = st.lse();
+  __syncwarp();  // `weight` is reused for the warp's next row
 }
 
 }  // namespace flashattn::detail::decode

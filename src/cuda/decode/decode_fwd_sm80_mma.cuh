@@ -10,14 +10,17 @@
 // (4, 2 or 1 ways); warps that shared the rows merge their (m, l, O) states at the end
 // through shared memory. Masking (causal / window / split edge), softcap and ALiBi are
 // applied to every score: the decode kernel is bound by memory, not by these few ops.
-// Positions are addressed through CacheRows, so paged and contiguous caches run the same
-// instructions on the same values and give bit-identical outputs.
+// Positions are addressed through CacheRows, so paged and contiguous caches give
+// bit-identical outputs (same values, same order; only the copies' addresses differ).
+// With splits, the last CTA of each (batch, KV head, row group) merges the parts
+// (decode_combine_kernel.cuh): no second kernel.
 #pragma once
 
 #include <cstdint>
 
 #include "core/mask.hpp"
 #include "core/online_softmax.hpp"
+#include "cuda/decode/decode_combine_kernel.cuh"
 #include "cuda/decode/decode_rotary.cuh"
 #include "cuda/decode/decode_types.cuh"
 #include "cuda/ptx/cp_async.cuh"
@@ -63,7 +66,8 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a
 
 template <typename T, int kD>
 __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodeParams p, float* o_part,
-                                                                  float* lse_part, int splits) {
+                                                                  float* lse_part, int splits,
+                                                                  unsigned* split_counters) {
   using Tile = DecodeTile<kD>;
   using E = ElementTraits<T>;
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -106,20 +110,39 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
   const int* table = kr.block_table != nullptr ? kr.block_table + b * kr.block_table_stride : nullptr;
   // (Reading the block ids one tile ahead into registers was measured slower on an H200:
   // paged16 at batch 64 x 16k went from 1.17 ms to 1.57 ms, so the lookups stay here, where
-  // the compiler issues the tile's table loads together before its copies.)
+  // the compiler issues the tile's table loads together before its copies. So was reading
+  // them one tile ahead into shared memory, one id per thread, kept in a register across the
+  // compute and read back with one shared load per row: 1140 -> 1250 us.)
+  // paged16 at batch 64 x 16k runs 1140 us with its pages scattered and 1143 us with them in
+  // order, the contiguous layout behind a table (decode_bench B Sk 16 20 1 inorder), against
+  // 972 us contiguous: the 17% is this per-row path's work, not where the pages lie.
+  // A tile that lies inside one block (every tile when block_size >= 64 is a power of two and
+  // the tiles start on multiples of 64) reads the table once, and its rows are addressed as
+  // in a contiguous cache: base + pos * row_stride. The test is uniform over the CTA.
   auto load_tile = [&](int tile, int stage) {
     const int c0 = k0 + tile * Tile::kTileN;
     T* sK = sKV + stage * 2 * Tile::kTileElems;
     T* sV = sK + Tile::kTileElems;
+    const int c_last = min(c0 + Tile::kTileN, k1) - 1;
+    bool one_block = table == nullptr;
+    std::int64_t kbase = 0, vbase = 0;
+    if (!one_block && p.block_shift >= 0 && (c0 >> p.block_shift) == (c_last >> p.block_shift)) {
+      int blk = table[c0 >> p.block_shift];
+      blk = blk < 0 ? 0 : (blk >= kr.num_blocks ? kr.num_blocks - 1 : blk);
+      const int row0_of_block = c0 & ~(kr.block_size - 1);  // position of the block's row 0
+      kbase = blk * kr.block_stride - row0_of_block * kr.row_stride;
+      vbase = blk * vr.block_stride - row0_of_block * vr.row_stride;
+      one_block = true;
+    }
 #pragma unroll
     for (int i = 0; i < Tile::kRowsPerThread; ++i) {
       const int r = r_first + i * Tile::kRowStep, pos = c0 + r;
       const bool valid = dvalid && pos < k1;
       std::int64_t ko = 0, vo = 0;
       if (valid) {
-        if (table == nullptr) {
-          ko = pos * kr.row_stride;
-          vo = pos * vr.row_stride;
+        if (one_block) {
+          ko = kbase + pos * kr.row_stride;
+          vo = vbase + pos * vr.row_stride;
         } else {
           int blk, row;
           if (p.block_shift >= 0) {
@@ -351,6 +374,24 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
       const std::int64_t row_id = (static_cast<std::int64_t>(split) * rows_total) + (static_cast<std::int64_t>(b) * p.heads_q + h) * p.seqlen_q + t;
       o_part[row_id * p.head_dim + d] = val;
       if (d == 0) lse_part[row_id] = st.lse();
+    }
+  }
+  if (splits > 1) {
+    // The last CTA of this (batch, KV head, row group) to finish merges every split's part of
+    // its rows. Each thread's parts are made visible device-wide before the CTA is counted.
+    // (The flag lives in the Q region, unused since the main loop: a static __shared__ int
+    // would add 128 bytes per CTA to a kernel that fits two CTAs per SM with 1 KB to spare.)
+    int* last = reinterpret_cast<int*>(smem_raw);
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) *last = atomicAdd(&split_counters[blockIdx.y * gridDim.x + blockIdx.x], 1u) == unsigned(splits - 1);
+    __syncthreads();
+    if (!*last) return;
+    __threadfence();
+    float* weight = reinterpret_cast<float*>(smem_raw + Tile::kSmemQ) + warp * kMaxSplits;
+    for (int r = warp; r < rows; r += Tile::kWarps) {
+      const int R = row0 + r, t = R / group, h = kvh * group + R % group;
+      combine_split_row<T, kD>(p, o_part, lse_part, splits, (b * p.heads_q + h) * p.seqlen_q + t, weight, lane);
     }
   }
 }

@@ -9,7 +9,10 @@
 namespace flashattn::detail::decode {
 
 template <typename T, int kD>
-void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, cudaStream_t stream);
+// splits > 1: o_part / lse_part hold the parts, split_counters (batch x CTAs per batch row)
+// must be zero on entry.
+void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
+                      cudaStream_t stream);
 template <typename T>
 void launch_append(const DecodeParams& p, cudaStream_t stream);
 // Resident CTAs per SM of the attention kernel for head dim kD (same for fp16 and bf16).

@@ -1,4 +1,4 @@
-// Host side of the CUDA decode engine: append kernel, attention kernel, split combine;
+// Host side of the CUDA decode engine: append kernel, attention kernel (which merges its splits);
 // the split heuristic; the device copy used by the block manager's copy-on-write.
 #include <cuda_runtime.h>
 
@@ -7,7 +7,6 @@
 
 #include "cuda/common/cuda_check.cuh"
 #include "cuda/decode/decode_append_kernel.cuh"
-#include "cuda/decode/decode_combine_kernel.cuh"
 #include "cuda/decode/decode_fwd_sm80_mma.cuh"
 #include "cuda/decode/decode_heuristics.hpp"
 #include "cuda/decode/decode_instances.hpp"
@@ -91,27 +90,31 @@ void cuda_decode(const DecodeParams& p0) {
     p.num_splits = splits;
     float* o_part = nullptr;
     float* lse_part = nullptr;
+    unsigned* counters = nullptr;
     void* scratch = nullptr;
     const std::size_t rows = static_cast<std::size_t>(p.batch) * p.heads_q * p.seqlen_q;
     if (splits > 1) {
-      scratch = device_allocate(rows * splits * (p.head_dim + 1) * sizeof(float), p.device.index, p.stream);
+      // Parts, then one arrival counter per attention CTA of the unsplit grid (zeroed here:
+      // the last CTA of each to finish merges the parts, see decode_combine_kernel.cuh).
+      const int row_groups = ((p.heads_q / p.heads_kv) * p.seqlen_q + DecodeTile<64>::kMaxRows - 1) / DecodeTile<64>::kMaxRows;
+      const std::size_t n_counters = static_cast<std::size_t>(p.batch) * p.heads_kv * row_groups;
+      const std::size_t part_floats = rows * splits * (p.head_dim + 1);
+      scratch = device_allocate(part_floats * sizeof(float) + n_counters * sizeof(unsigned), p.device.index, p.stream);
       o_part = static_cast<float*>(scratch);
       lse_part = o_part + rows * splits * p.head_dim;
+      counters = reinterpret_cast<unsigned*>(o_part + part_floats);
+      const cudaError_t err = cudaMemsetAsync(counters, 0, n_counters * sizeof(unsigned), stream);
+      if (err != cudaSuccess) device_free(scratch, p.device.index, p.stream);
+      FLASHATTN_CUDA_CHECK(err);
     }
     const int kd = kd_for(p.head_dim);
-    if (kd == 64) bf16 ? decode::launch_attention<__nv_bfloat16, 64>(p, o_part, lse_part, stream)
-                       : decode::launch_attention<__half, 64>(p, o_part, lse_part, stream);
-    else if (kd == 128) bf16 ? decode::launch_attention<__nv_bfloat16, 128>(p, o_part, lse_part, stream)
-                             : decode::launch_attention<__half, 128>(p, o_part, lse_part, stream);
-    else bf16 ? decode::launch_attention<__nv_bfloat16, 256>(p, o_part, lse_part, stream)
-              : decode::launch_attention<__half, 256>(p, o_part, lse_part, stream);
-    if (splits > 1) {
-      const unsigned blocks = static_cast<unsigned>((rows + 3) / 4);
-      if (bf16) decode::combine_splits_kernel<__nv_bfloat16><<<blocks, 128, 0, stream>>>(p, o_part, lse_part, splits);
-      else decode::combine_splits_kernel<__half><<<blocks, 128, 0, stream>>>(p, o_part, lse_part, splits);
-      FLASHATTN_CUDA_CHECK(cudaGetLastError());
-      device_free(scratch, p.device.index, p.stream);
-    }
+    if (kd == 64) bf16 ? decode::launch_attention<__nv_bfloat16, 64>(p, o_part, lse_part, counters, stream)
+                       : decode::launch_attention<__half, 64>(p, o_part, lse_part, counters, stream);
+    else if (kd == 128) bf16 ? decode::launch_attention<__nv_bfloat16, 128>(p, o_part, lse_part, counters, stream)
+                             : decode::launch_attention<__half, 128>(p, o_part, lse_part, counters, stream);
+    else bf16 ? decode::launch_attention<__nv_bfloat16, 256>(p, o_part, lse_part, counters, stream)
+              : decode::launch_attention<__half, 256>(p, o_part, lse_part, counters, stream);
+    if (splits > 1) device_free(scratch, p.device.index, p.stream);
   }
   if (previous != p.device.index) cudaSetDevice(previous);
 }

@@ -12,7 +12,8 @@
 namespace flashattn::detail::decode {
 
 template <typename T, int kD>
-void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, cudaStream_t stream) {
+void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
+                      cudaStream_t stream) {
   using Tile = DecodeTile<kD>;
   auto kernel = decode_attention_kernel<T, kD>;
   // Opt in to > 48 KB of dynamic shared memory, once per device (the call costs microseconds,
@@ -26,7 +27,7 @@ void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, cud
   const int rows = (p.heads_q / p.heads_kv) * p.seqlen_q;
   const dim3 grid(static_cast<unsigned>(p.heads_kv * ((rows + Tile::kMaxRows - 1) / Tile::kMaxRows)),
                   static_cast<unsigned>(p.batch), static_cast<unsigned>(p.num_splits));
-  kernel<<<grid, Tile::kThreads, Tile::kSmem, stream>>>(p, o_part, lse_part, p.num_splits);
+  kernel<<<grid, Tile::kThreads, Tile::kSmem, stream>>>(p, o_part, lse_part, p.num_splits, split_counters);
   FLASHATTN_CUDA_CHECK(cudaGetLastError());
 }
 
