@@ -92,10 +92,31 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
   decode_split_range(all.lo, all.hi, Tile::kTileN, splits, split, k0, k1);
   const int n_tiles = (k1 - k0 + Tile::kTileN - 1) / Tile::kTileN;
 
-  // Each thread copies one 16-byte chunk column of kRowsPerThread rows per tile. The row
-  // addresses cost a few integer ops each: contiguous caches step a pointer, paged caches look
-  // the block up once per row for K and V together (shift/mask when block_size is a power of 2).
-  const int chunk = threadIdx.x % Tile::kChunks, r_first = threadIdx.x / Tile::kChunks;
+  // Each thread copies one 16-byte chunk column of kRowsPerThread CONSECUTIVE rows per tile
+  // (rows r_first * kRowsPerThread + i): the swizzled layout takes any row order, and a run
+  // of 8 consecutive rows (d128) lies inside one block for every power-of-two block_size >= 8
+  // when it starts on a multiple of 8, so each thread reads the table once per tile and steps
+  // a pointer row to row, exactly as in a contiguous cache. A run that straddles a block
+  // (block sizes that are not powers of two or below 8, or split edges off the grid) falls
+  // back to one lookup per row.
+  // History (H200, GQA 32/8, d128, bf16, batch 64 x 16k; contiguous ~950-970 us):
+  // - rows 8 apart, one lookup per row: paged16 1140-1170 us, and 1143 us with the pages laid
+  //   out in order (decode_bench B Sk 16 20 1 inorder): the cost was this path's per-row work
+  //   (table load, clamp, 64-bit address maths, 8 per thread per tile), not where pages lie.
+  // - reading the block ids one tile ahead into registers: 1.17 -> 1.57 ms; one tile ahead
+  //   into shared memory, one id per thread, read back per row: 1140 -> 1250 us.
+  // - a CTA-uniform "tile inside one block" test (paged256 ~960 us) is subsumed by the
+  //   per-thread run test below.
+  // - consecutive rows per thread, one lookup per run (this code), measured against the
+  //   rows-8-apart build in one H200 session, decode_bench B Sk bs 50, old -> new (us):
+  //     64 x 16k: contiguous 973 -> 971, paged16 1139 -> 973, paged256 981 -> 974,
+  //               paged16 in order 1140 -> 961;
+  //      8 x 8k:  contiguous 76.0 -> 76.5, paged16 88.5 -> 77.4, paged256 77.0 -> 76.8;
+  //      1 x 64k (33 splits): contiguous 78.4 -> 80.2, paged16 90.8 -> 81.7,
+  //               paged256 79.2 -> 80.5 (the ~2% at batch 1 is not understood).
+  //   Predicted: the per-row work was the whole gap, so paged16 should land on contiguous.
+  const int chunk = threadIdx.x % Tile::kChunks;
+  const int r_first = (threadIdx.x / Tile::kChunks) * Tile::kRowsPerThread;
   const bool dvalid = chunk * 8 < p.head_dim;
   const CacheRows& kr = p.k_rows;
   const CacheRows& vr = p.v_rows;
@@ -108,58 +129,49 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
     vc += bi * vr.block_stride;
   }
   const int* table = kr.block_table != nullptr ? kr.block_table + b * kr.block_table_stride : nullptr;
-  // (Reading the block ids one tile ahead into registers was measured slower on an H200:
-  // paged16 at batch 64 x 16k went from 1.17 ms to 1.57 ms, so the lookups stay here, where
-  // the compiler issues the tile's table loads together before its copies. So was reading
-  // them one tile ahead into shared memory, one id per thread, kept in a register across the
-  // compute and read back with one shared load per row: 1140 -> 1250 us.)
-  // paged16 at batch 64 x 16k runs 1140 us with its pages scattered and 1143 us with them in
-  // order, the contiguous layout behind a table (decode_bench B Sk 16 20 1 inorder), against
-  // 972 us contiguous: the 17% is this per-row path's work, not where the pages lie.
-  // A tile that lies inside one block (every tile when block_size >= 64 is a power of two and
-  // the tiles start on multiples of 64) reads the table once, and its rows are addressed as
-  // in a contiguous cache: base + pos * row_stride. The test is uniform over the CTA.
   auto load_tile = [&](int tile, int stage) {
-    const int c0 = k0 + tile * Tile::kTileN;
     T* sK = sKV + stage * 2 * Tile::kTileElems;
     T* sV = sK + Tile::kTileElems;
-    const int c_last = min(c0 + Tile::kTileN, k1) - 1;
-    bool one_block = table == nullptr;
-    std::int64_t kbase = 0, vbase = 0;
-    if (!one_block && p.block_shift >= 0 && (c0 >> p.block_shift) == (c_last >> p.block_shift)) {
-      int blk = table[c0 >> p.block_shift];
+    const int pos0 = k0 + tile * Tile::kTileN + r_first;  // the first row of this thread's run
+    bool run = table == nullptr;
+    const T* kp = kc;
+    const T* vp = vc;
+    if (!run && p.block_shift >= 0 && pos0 < k1 &&
+        (pos0 >> p.block_shift) == ((pos0 + Tile::kRowsPerThread - 1) >> p.block_shift)) {
+      int blk = table[pos0 >> p.block_shift];
       blk = blk < 0 ? 0 : (blk >= kr.num_blocks ? kr.num_blocks - 1 : blk);
-      const int row0_of_block = c0 & ~(kr.block_size - 1);  // position of the block's row 0
-      kbase = blk * kr.block_stride - row0_of_block * kr.row_stride;
-      vbase = blk * vr.block_stride - row0_of_block * vr.row_stride;
-      one_block = true;
+      const int row = pos0 & (kr.block_size - 1);
+      kp += blk * kr.block_stride + row * kr.row_stride;
+      vp += blk * vr.block_stride + row * vr.row_stride;
+      run = true;
+    } else if (run) {
+      kp += pos0 * kr.row_stride;
+      vp += pos0 * vr.row_stride;
     }
 #pragma unroll
     for (int i = 0; i < Tile::kRowsPerThread; ++i) {
-      const int r = r_first + i * Tile::kRowStep, pos = c0 + r;
+      const int r = r_first + i, pos = pos0 + i;
       const bool valid = dvalid && pos < k1;
-      std::int64_t ko = 0, vo = 0;
-      if (valid) {
-        if (one_block) {
-          ko = kbase + pos * kr.row_stride;
-          vo = vbase + pos * vr.row_stride;
+      const T* ka = valid ? kp : kc;  // a zero-byte copy still gets an address inside the cache
+      const T* va = valid ? vp : vc;
+      if (!run && valid) {
+        int blk, row;
+        if (p.block_shift >= 0) {
+          blk = table[pos >> p.block_shift];
+          row = pos & (kr.block_size - 1);
         } else {
-          int blk, row;
-          if (p.block_shift >= 0) {
-            blk = table[pos >> p.block_shift];
-            row = pos & (kr.block_size - 1);
-          } else {
-            const int bi = pos / kr.block_size;
-            blk = table[bi];
-            row = pos - bi * kr.block_size;
-          }
-          blk = blk < 0 ? 0 : (blk >= kr.num_blocks ? kr.num_blocks - 1 : blk);
-          ko = blk * kr.block_stride + row * kr.row_stride;
-          vo = blk * vr.block_stride + row * vr.row_stride;
+          const int bi = pos / kr.block_size;
+          blk = table[bi];
+          row = pos - bi * kr.block_size;
         }
+        blk = blk < 0 ? 0 : (blk >= kr.num_blocks ? kr.num_blocks - 1 : blk);
+        ka = kc + (blk * kr.block_stride + row * kr.row_stride);
+        va = vc + (blk * vr.block_stride + row * vr.row_stride);
       }
-      ptx::cp_async_cg_16(ptx::smem_addr(sK + Tile::swz(r, chunk)), kc + ko, valid);
-      ptx::cp_async_cg_16(ptx::smem_addr(sV + Tile::swz(r, chunk)), vc + vo, valid);
+      ptx::cp_async_cg_16(ptx::smem_addr(sK + Tile::swz(r, chunk)), ka, valid);
+      ptx::cp_async_cg_16(ptx::smem_addr(sV + Tile::swz(r, chunk)), va, valid);
+      kp += kr.row_stride;
+      vp += vr.row_stride;
     }
   };
 
