@@ -1,6 +1,7 @@
 """Peers for bench/sm80_fwd_tune.cu: torch SDPA's FLASH_ATTENTION and CUDNN_ATTENTION
 forward on the same anchor shapes (bf16, 16k tokens, hidden 2048), median CUDA-event
-time over rotated input sets. Arguments: head dims (default 64 128 192 256). Prints the same CSV: impl,hdim,causal,seqlen,ms,tflops."""
+time over rotated input sets. Arguments: head dims (default 64 128 192 256); env SEQLENS overrides 1024 2048 4096 8192. Prints the same CSV: impl,hdim,causal,seqlen,ms,tflops."""
+import os
 import sys
 
 import torch
@@ -30,7 +31,7 @@ def main():
     dims = [int(a) for a in sys.argv[1:]] or [64, 128, 192, 256]
     for d in dims:
         for causal in (0, 1):
-            for s in (1024, 2048, 4096, 8192):
+            for s in [int(x) for x in os.environ.get("SEQLENS", "1024 2048 4096 8192").split()]:
                 b, h = 16384 // s, 2048 // d
                 sets = [[torch.randn(b, h, s, d, device="cuda", dtype=torch.bfloat16) for _ in range(3)] for _ in range(3)]
                 flops = 4.0 * b * h * s * s * d / (2 if causal else 1)

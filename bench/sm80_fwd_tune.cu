@@ -1,6 +1,7 @@
 // Timing and tile tuning of the sm80 forward (not built by CMake; see the build line below).
 // Times the public flashattn::forward on CUDA tensors and, with the argument `tune` (d 64 /
-// 128 only), a few alternative kernels launched directly, on the training anchor shapes
+// 128) or `tune-big` (d 192 / 256, seqlen 512 to 16k), a few alternative kernels launched
+// directly, on the training anchor shapes
 // (bf16, 16k tokens, hidden 2048): median CUDA-event time over rotated input sets, TFLOP/s = 4 B H S^2 D
 // (halved when causal). Prints CSV: impl,hdim,causal,seqlen,ms,tflops.
 //
@@ -68,16 +69,19 @@ void run_variant(const detail::AttentionParams& p) {
 }
 
 int main(int argc, char** argv) {
-  const bool tune = argc > 1 && std::string(argv[1]) == "tune";
+  const std::string mode = argc > 1 ? argv[1] : "";
+  const bool big = mode == "tune-big";
+  const bool tune = mode == "tune" || big;
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0));
   std::fprintf(stderr, "device: %s\n", prop.name);
   constexpr int kSets = 3;  // rotate inputs so repeated runs do not time L2
   std::printf("impl,hdim,causal,seqlen,ms,tflops\n");
-  const std::vector<int> dims = tune ? std::vector<int>{64, 128} : std::vector<int>{64, 128, 192, 256};
+  const std::vector<int> dims = big ? std::vector<int>{192, 256} : tune ? std::vector<int>{64, 128} : std::vector<int>{64, 128, 192, 256};
+  const std::vector<int> seqlens = big ? std::vector<int>{512, 1024, 2048, 4096, 8192, 16384} : std::vector<int>{1024, 2048, 4096, 8192};
   for (int D : dims)
     for (int causal : {0, 1})
-      for (int S : {1024, 2048, 4096, 8192}) {
+      for (int S : seqlens) {
         const int B = 16384 / S, H = 2048 / D;
         const std::int64_t n = std::int64_t(B) * S * H * D;
         std::vector<void*> q(kSets), k(kSets), v(kSets);
@@ -122,6 +126,17 @@ int main(int argc, char** argv) {
           if (D == 64) {
             report("t64_general_128x64x4_qregs", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<64, 128, 64, 4, E>>(params(i)); }, 20));
             report("t64_plain_128x64x4_qregs", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<64, 128, 64, 4, E>, true>(params(i)); }, 20));
+          } else if (D == 192) {
+            report("t192_general_64x64x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<192, 64, 64, 4, E>>(params(i)); }, 20));
+            report("t192_plain_64x64x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<192, 64, 64, 4, E>, true>(params(i)); }, 20));
+            report("t192_plain_64x128x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<192, 64, 128, 4, E>, true>(params(i)); }, 20));
+            report("t192_plain_128x64x8", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<192, 128, 64, 8, E>, true>(params(i)); }, 20));
+          } else if (D == 256) {
+            report("t256_general_64x64x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<256, 64, 64, 4, E>>(params(i)); }, 20));
+            report("t256_plain_64x64x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<256, 64, 64, 4, E>, true>(params(i)); }, 20));
+            report("t256_plain_64x32x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<256, 64, 32, 4, E>, true>(params(i)); }, 20));
+            report("t256_plain_64x128x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<256, 64, 128, 4, E>, true>(params(i)); }, 20));
+            report("t256_plain_128x64x8", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<256, 128, 64, 8, E>, true>(params(i)); }, 20));
           } else {
             report("t128_general_128x32x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<128, 128, 32, 4, E>>(params(i)); }, 20));
             report("t128_plain_128x32x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<128, 128, 32, 4, E>, true>(params(i)); }, 20));

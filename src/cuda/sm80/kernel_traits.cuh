@@ -48,6 +48,17 @@
 //          | 128 x 64 x 8 233-258
 //   d 192:  64 x 64 x 4 284-318 | 128 x 64 x 8 253-281
 //   d 256:  64 x 64 x 4 306-340 | 128 x 64 x 8 272-300 | 128 x 32 x 8 233-257
+// Plain kernels at d 192 / 256 were tried and dropped: they beat nothing (H200, bf16, seqlen
+// 512-16k, `sm80_fwd_tune tune-big`, same run; general 64 x 64 x 4 first):
+//   d 256 non-causal: general 273-336 | plain 64 x 64 x 4 270-331 | 128 x 64 x 8 248-307
+//          | 64 x 32 x 4 231-289 | 64 x 128 x 4 206-260 | FA2 240-322
+//   d 256 causal: general 201-335 | plain 64 x 64 x 4 200-331 | FA2 197-293
+//   d 192 non-causal: general 254-316 | plain 64 x 64 x 4 253-317 | 128 x 64 x 8 231-290
+//          | 64 x 128 x 4 203-265 | FA2 255-324
+// A single m16 slice per warp is all d 192 / 256 can hold (O alone is kHeadDim / 2
+// registers), so the freed registers buy no larger warp tile there; ptxas: plain 64 x 64 x 4
+// 249 (d 256) / 217-221 (d 192) registers, no spills; 64 x 128 x 4 at d 256 spills 4 bytes
+// on sm_90a.
 #pragma once
 
 #include "core/attention_params.hpp"
