@@ -1,9 +1,5 @@
 #include "api/params_builder.hpp"
 
-#include <cmath>
-
-#include "core/online_softmax.hpp"
-
 namespace flashattn::detail {
 
 void bshd_strides(const TensorView& t, std::int64_t& batch, std::int64_t& row, std::int64_t& head) {
@@ -34,16 +30,8 @@ AttentionParams make_params(const TensorView& q, const TensorView& k, const Tens
   p.heads_q = static_cast<int>(q.sizes[q.rank - 2]);
   p.heads_kv = static_cast<int>(k.sizes[k.rank - 2]);
   p.head_dim = static_cast<int>(q.sizes[q.rank - 1]);
-  p.scale = opts.softmax_scale ? *opts.softmax_scale : 1.0f / std::sqrt(static_cast<float>(p.head_dim));
-  p.scale_log2 = p.scale * kLog2e;
+  resolve_logit_options(p, opts, p.head_dim);
   p.causal = opts.causal;
-  p.window_left = opts.window_left;
-  p.window_right = opts.causal ? 0 : opts.window_right;
-  p.softcap = opts.softcap;
-  if (opts.alibi_slopes.defined()) {
-    p.alibi_slopes = static_cast<const float*>(opts.alibi_slopes.data);
-    p.alibi_batch_stride = opts.alibi_slopes.rank == 2 ? opts.alibi_slopes.strides[0] : 0;
-  }
   p.dropout_p = opts.dropout_p;
   p.seed = opts.seed;
   p.offset = opts.offset;

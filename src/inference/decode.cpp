@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "api/params_builder.hpp"
 #include "api/validate.hpp"
 #include "core/online_softmax.hpp"
 #include "dispatch/backend.hpp"
@@ -254,15 +255,7 @@ void forward_with_kvcache(const TensorView& q, const TensorView& k_cache, const 
   p.heads_q = static_cast<int>(Hq);
   p.heads_kv = static_cast<int>(Hkv);
   p.head_dim = static_cast<int>(D);
-  p.scale = opts.softmax_scale ? *opts.softmax_scale : 1.0f / std::sqrt(static_cast<float>(D));
-  p.scale_log2 = p.scale * kLog2e;
-  p.window_left = opts.window_left;
-  p.window_right = opts.causal ? 0 : opts.window_right;
-  p.softcap = opts.softcap;
-  if (opts.alibi_slopes.defined()) {
-    p.alibi_slopes = static_cast<const float*>(opts.alibi_slopes.data);
-    p.alibi_batch_stride = opts.alibi_slopes.rank == 2 ? opts.alibi_slopes.strides[0] : 0;
-  }
+  resolve_logit_options(p, opts, static_cast<int>(D));
   p.num_splits = opts.num_splits;
   if (paged) {
     const std::int64_t bs = k_cache.sizes[1];
