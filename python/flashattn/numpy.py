@@ -50,16 +50,21 @@ def forward(q, k, v, *, softmax_scale=None, causal=False, window_size=(-1, -1), 
     return out, lse
 
 
+def _backward_setup(q, k, v, causal, window_size, dropout_p, seed, offset):
+    """Resolved options and empty gradients shaped like q, k, v for the backward calls."""
+    if dropout_p > 0.0 and seed is None:
+        raise ValueError("seed: backward with dropout needs the seed the forward used")
+    left, right, seed, offset = _resolve(causal, window_size, dropout_p, seed, offset)
+    grads = [np.empty(np.shape(t), dtype=getattr(t, "dtype", np.float32)) for t in (q, k, v)]
+    return (left, right, seed, offset, *grads)
+
+
 def backward(dout, q, k, v, out, lse, *, softmax_scale=None, causal=False, window_size=(-1, -1),
              softcap=0.0, alibi_slopes=None, dropout_p=0.0, seed=None, offset=0,
              deterministic=False):
     """Returns (dq, dk, dv) of ``forward`` with the same options (and the same seed/offset)."""
-    if dropout_p > 0.0 and seed is None:
-        raise ValueError("seed: backward with dropout needs the seed the forward used")
-    left, right, seed, offset = _resolve(causal, window_size, dropout_p, seed, offset)
-    dq = np.empty(np.shape(q), dtype=getattr(q, "dtype", np.float32))
-    dk = np.empty(np.shape(k), dtype=getattr(k, "dtype", np.float32))
-    dv = np.empty(np.shape(v), dtype=getattr(v, "dtype", np.float32))
+    left, right, seed, offset, dq, dk, dv = _backward_setup(q, k, v, causal, window_size, dropout_p,
+                                                            seed, offset)
     _C.backward(dout, q, k, v, out, lse, dq, dk, dv, softmax_scale, causal, left, right, softcap,
                 alibi_slopes, dropout_p, seed, offset, deterministic, 0)
     return dq, dk, dv
@@ -84,12 +89,8 @@ def varlen_backward(dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, max_seq
                     softcap=0.0, alibi_slopes=None, dropout_p=0.0, seed=None, offset=0,
                     deterministic=False):
     """Returns (dq, dk, dv) of ``varlen_forward``."""
-    if dropout_p > 0.0 and seed is None:
-        raise ValueError("seed: backward with dropout needs the seed the forward used")
-    left, right, seed, offset = _resolve(causal, window_size, dropout_p, seed, offset)
-    dq = np.empty(np.shape(q), dtype=getattr(q, "dtype", np.float32))
-    dk = np.empty(np.shape(k), dtype=getattr(k, "dtype", np.float32))
-    dv = np.empty(np.shape(v), dtype=getattr(v, "dtype", np.float32))
+    left, right, seed, offset, dq, dk, dv = _backward_setup(q, k, v, causal, window_size, dropout_p,
+                                                            seed, offset)
     _C.varlen_backward(dout, q, k, v, out, lse, cu_seqlens_q, cu_seqlens_k, int(max_seqlen_q),
                        int(max_seqlen_k), dq, dk, dv, softmax_scale, causal, left, right, softcap,
                        alibi_slopes, dropout_p, seed, offset, deterministic, 0)
