@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <vector>
 
 #include "cpu/decode_case.hpp"
 #include "cuda/device_buffer.hpp"
@@ -142,6 +143,67 @@ TEST(CudaDecode, SplitMatchesUnsplit) {
     EXPECT_LE(max_ulps_apart(one.out, many.out, c.dtype), 2.0) << splits << " splits";
     EXPECT_LE(max_ulps_apart(one.lse, many.lse, DType::f32), 64.0) << splits << " splits";
   }
+}
+
+// The split merge's arrival counters persist between calls (each call's last CTA zeroes
+// them): calls with different split counts and grids one after another, on two streams, and
+// replays of a captured graph must each merge every row exactly once. A counter left non-zero
+// would merge early (wrong rows) or never (poison left in the output).
+TEST(CudaDecode, SplitCountersServeEveryCallStreamAndGraph) {
+  FLASHATTN_REQUIRE_GPU();
+  std::vector<DecodeConfig> cfgs;
+  for (int splits : {5, 16, 3, 0}) {
+    DecodeConfig c;
+    c.dtype = DType::bf16;
+    c.batch = splits == 3 ? 3 : 1, c.seqlen_q = 1, c.heads_q = 8, c.heads_kv = 2, c.head_dim = 64;
+    c.max_cache = 2500, c.causal = true, c.num_splits = splits;
+    cfgs.push_back(c);
+  }
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<DecodeCase> cases;
+  cases.reserve(cfgs.size());
+  for (const auto& c : cfgs) cases.emplace_back(c, rng);
+  cudaStream_t streams[2];
+  for (auto& st : streams) ASSERT_EQ(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), cudaSuccess);
+  for (int round = 0; round < 3; ++round)
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      DecodeCase& dc = cases[i];
+      dc.out.poison();
+      dc.lse.poison();
+      Mirror m;
+      dc.run(std::ref(m), streams[(round + i) % 2]);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      m.download(dc.out);
+      m.download(dc.lse);
+      dc.check("round " + std::to_string(round) + " case " + std::to_string(i));
+    }
+  // A captured call replayed three times, the output poisoned on the device before each.
+  DecodeCase& dc = cases[1];
+  dc.out.poison();
+  dc.lse.poison();
+  Mirror m;
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  (void)m(dc.out), (void)m(dc.lse), (void)m(dc.q);  // buffers made (and uploaded) before the capture
+  dc.run(std::ref(m), streams[0]);                  // and every other one
+  ASSERT_EQ(cudaStreamSynchronize(streams[0]), cudaSuccess);
+  ASSERT_EQ(cudaStreamBeginCapture(streams[0], cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  dc.run(std::ref(m), streams[0]);
+  ASSERT_EQ(cudaStreamEndCapture(streams[0], &graph), cudaSuccess);
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  const TensorView out = m(dc.out), lse = m(dc.lse);
+  for (int replay = 0; replay < 3; ++replay) {
+    ASSERT_EQ(cudaMemset(out.data, 0xff, dc.out.bytes()), cudaSuccess);  // NaN in bf16
+    ASSERT_EQ(cudaMemset(lse.data, 0xff, dc.lse.bytes()), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, streams[0]), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(streams[0]), cudaSuccess);
+    m.download(dc.out);
+    m.download(dc.lse);
+    dc.check("graph replay " + std::to_string(replay));
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  for (auto& st : streams) cudaStreamDestroy(st);
 }
 
 TEST(CudaDecode, CopyOnWriteCopiesDeviceBlocks) {

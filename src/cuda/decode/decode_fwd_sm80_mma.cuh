@@ -23,6 +23,7 @@
 #include "cuda/decode/decode_combine_kernel.cuh"
 #include "cuda/decode/decode_rotary.cuh"
 #include "cuda/decode/decode_types.cuh"
+#include "cuda/ptx/acquire_release.cuh"
 #include "cuda/ptx/cp_async.cuh"
 #include "cuda/ptx/ldmatrix.cuh"
 #include "cuda/ptx/mma.cuh"
@@ -390,16 +391,23 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
   }
   if (splits > 1) {
     // The last CTA of this (batch, KV head, row group) to finish merges every split's part of
-    // its rows. Each thread's parts are made visible device-wide before the CTA is counted.
-    // (The flag lives in the Q region, unused since the main loop: a static __shared__ int
-    // would add 128 bytes per CTA to a kernel that fits two CTAs per SM with 1 KB to spare.)
+    // its rows. The barrier makes every thread's part visible to thread 0, whose acq_rel
+    // arrival publishes them (release is cumulative) and, in the last CTA, acquires every other
+    // CTA's parts; the second barrier hands that on to the CTA's threads: one fenced atomic per
+    // CTA instead of a __threadfence in every thread. The last CTA zeroes the counter for the
+    // next call (split_counters.hpp). The flag lives in the Q region, unused since the main
+    // loop: a static __shared__ int would add 128 bytes per CTA to a kernel that fits two CTAs
+    // per SM with 1 KB to spare.
     int* last = reinterpret_cast<int*>(smem_raw);
-    __threadfence();
     __syncthreads();
-    if (threadIdx.x == 0) *last = atomicAdd(&split_counters[blockIdx.y * gridDim.x + blockIdx.x], 1u) == unsigned(splits - 1);
+    if (threadIdx.x == 0) {
+      unsigned* counter = &split_counters[blockIdx.y * gridDim.x + blockIdx.x];
+      const bool is_last = ptx::atom_add_acq_rel_gpu_u32(counter, 1u) == unsigned(splits - 1);
+      if (is_last) *counter = 0u;
+      *last = is_last;
+    }
     __syncthreads();
     if (!*last) return;
-    __threadfence();
     float* weight = reinterpret_cast<float*>(smem_raw + Tile::kSmemQ) + warp * kMaxSplits;
     for (int r = warp; r < rows; r += Tile::kWarps) {
       const int R = row0 + r, t = R / group, h = kvh * group + R % group;

@@ -32,4 +32,16 @@ inline int choose_num_splits(int ctas, int slots, int key_tiles, int max_splits 
   return 1;
 }
 
+// The count for a device of `sms` SMs holding `per_sm` CTAs each. Filling every CTA slot pays
+// off only when each split is long: a second CTA on an SM shares that SM's bandwidth, so it
+// halves the splits' length and doubles the prologues and parts for the same bytes. Short
+// splits therefore fill one CTA per SM (H200, batch 1 x 8k keys, graph-replayed: 16 splits of
+// 8 tiles 19.8 us, 32 of 4 tiles 21.1; x 64k: 32 splits of 32 tiles 74.1, 16 of 64 tiles 77.8).
+inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
+  constexpr int kLongSplitTiles = 16;
+  const int all_slots = choose_num_splits(ctas, sms * std::max(per_sm, 1), key_tiles);
+  if (per_sm <= 1 || key_tiles / all_slots >= kLongSplitTiles) return all_slots;
+  return choose_num_splits(ctas, sms, key_tiles, std::max(1, sms / std::max(ctas, 1)));  // one wave
+}
+
 }  // namespace flashattn::detail::decode

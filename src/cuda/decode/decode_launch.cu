@@ -10,6 +10,7 @@
 #include "cuda/decode/decode_fwd_sm80_mma.cuh"
 #include "cuda/decode/decode_heuristics.hpp"
 #include "cuda/decode/decode_instances.hpp"
+#include "cuda/decode/split_counters.hpp"
 #include "dispatch/device_memory.hpp"
 #include "inference/decode_engines.hpp"
 
@@ -55,7 +56,7 @@ const DeviceInfo& device_info(int device) {
 }
 
 int resolve_splits(const DecodeParams& p) {
-  if (p.num_splits > 0) return std::min(p.num_splits, 128);
+  if (p.num_splits > 0) return std::min(p.num_splits, decode::kMaxSplits);
   return cuda_decode_num_splits(p.device.index, p.batch, p.heads_kv, p.heads_q, p.seqlen_q, p.k_rows.capacity(),
                                 p.head_dim);
 }
@@ -70,7 +71,7 @@ int cuda_decode_num_splits(int device, int batch, int heads_kv, int heads_q, int
   const int rows = (heads_q / heads_kv) * seqlen_q;
   const int ctas = batch * heads_kv * ((rows + DecodeTile<64>::kMaxRows - 1) / DecodeTile<64>::kMaxRows);
   const int tiles = (max_seqlen_k + DecodeTile<64>::kTileN - 1) / DecodeTile<64>::kTileN;
-  return decode::choose_num_splits(ctas, info.sms * std::max(per_sm, 1), tiles);
+  return decode::choose_device_splits(ctas, info.sms, per_sm, tiles);
 }
 
 void cuda_decode(const DecodeParams& p0) {
@@ -94,18 +95,22 @@ void cuda_decode(const DecodeParams& p0) {
     void* scratch = nullptr;
     const std::size_t rows = static_cast<std::size_t>(p.batch) * p.heads_q * p.seqlen_q;
     if (splits > 1) {
-      // Parts, then one arrival counter per attention CTA of the unsplit grid (zeroed here:
-      // the last CTA of each to finish merges the parts, see decode_combine_kernel.cuh).
+      // Parts, and one arrival counter per attention CTA of the unsplit grid (the last CTA of
+      // each to finish merges the parts, see decode_combine_kernel.cuh; split_counters.hpp).
       const int row_groups = ((p.heads_q / p.heads_kv) * p.seqlen_q + DecodeTile<64>::kMaxRows - 1) / DecodeTile<64>::kMaxRows;
       const std::size_t n_counters = static_cast<std::size_t>(p.batch) * p.heads_kv * row_groups;
       const std::size_t part_floats = rows * splits * (p.head_dim + 1);
-      scratch = device_allocate(part_floats * sizeof(float) + n_counters * sizeof(unsigned), p.device.index, p.stream);
+      counters = decode::split_counters_for(p.device.index, stream, n_counters);
+      const std::size_t own_counters = counters == nullptr ? n_counters : 0;  // fallback: zeroed here
+      scratch = device_allocate(part_floats * sizeof(float) + own_counters * sizeof(unsigned), p.device.index, p.stream);
       o_part = static_cast<float*>(scratch);
       lse_part = o_part + rows * splits * p.head_dim;
-      counters = reinterpret_cast<unsigned*>(o_part + part_floats);
-      const cudaError_t err = cudaMemsetAsync(counters, 0, n_counters * sizeof(unsigned), stream);
-      if (err != cudaSuccess) device_free(scratch, p.device.index, p.stream);
-      FLASHATTN_CUDA_CHECK(err);
+      if (own_counters > 0) {
+        counters = reinterpret_cast<unsigned*>(o_part + part_floats);
+        const cudaError_t err = cudaMemsetAsync(counters, 0, n_counters * sizeof(unsigned), stream);
+        if (err != cudaSuccess) device_free(scratch, p.device.index, p.stream);
+        FLASHATTN_CUDA_CHECK(err);
+      }
     }
     const int kd = kd_for(p.head_dim);
     if (kd == 64) bf16 ? decode::launch_attention<__nv_bfloat16, 64>(p, o_part, lse_part, counters, stream)
