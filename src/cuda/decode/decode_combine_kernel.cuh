@@ -6,8 +6,8 @@
 // (B=1 x 4k keys on an H200: 22.2 us per graph-replayed call against cuDNN's 11.0).
 // Rejected (H200, graph-replayed calls, one run): each thread owning 4 columns of one row and
 // issuing the LSE and O loads of 16 splits at once, merging as it goes, was slower than the
-// warp per row below: B=1 x 4k keys 16.5 vs 15.6 us, x 8k with 32 splits 24.3 vs 21.1, x 64k
-// 77.1 vs 74.1.
+// warp per row (then in its four-round-trip form): B=1 x 4k keys 16.5 vs 15.6 us, x 8k with
+// 32 splits 24.3 vs 21.1, x 64k 77.1 vs 74.1.
 #pragma once
 
 #include "core/online_softmax.hpp"
@@ -20,22 +20,48 @@ namespace flashattn::detail::decode {
 constexpr int kMaxSplits = 128;
 
 // One warp merges the `splits` parts of output row `row` (index (b * heads_q + h) * seqlen_q
-// + t). `weight` is kMaxSplits floats of shared memory owned by the warp. Two passes so that no
-// load waits on another: (1) the lanes merge the splits' LSEs (lanes then warp-reduced), (2)
-// every split's weight 2^(m_s - m) sits in shared memory and the O rows stream in with
-// independent loads. The parts were written by other CTAs of this grid, so they are read
-// through L2 (ld.global.cg), never from a possibly stale L1 line.
+// + t). `weight` is kMaxSplits floats of shared memory owned by the warp. The merge sits on the
+// critical path of every split call, after the last CTA's arrival, so its L2 round trips are
+// what it costs: the O rows of the first kPre splits are loaded before anything else and the
+// LSEs right after them, all independent, so both arrive in about one round trip; the lanes
+// merge the LSEs (kept in registers), the warp reduces them, and the weights 2^(m_s - m) meet
+// the O rows already in registers. Splits past kPre stream in 8 at a time. (Before: LSEs,
+// the LSEs again for the weights, then the O rows 8 splits at a time, four round trips at 16
+// splits; H200, graph-replayed, batch 1 x 4k keys 14.0 -> 13.2 us, x 64k 68.9 -> 68.1.) The
+// parts were written by other CTAs of this grid, so they are read through L2
+// (ld.global.cg), never from a possibly stale L1 line.
 // kD (64, 128, 256) bounds head_dim: kD / 32 values per lane, so the merge's registers stay
-// under the attention loop's (one bound for every head dim doubled them at kD = 64, halving
-// the CTAs per SM).
+// under the attention loop's.
 template <typename T, int kD>
 __device__ __forceinline__ void combine_split_row(const DecodeParams& p, const float* o_part, const float* lse_part,
                                                   int splits, int row, float* weight, int lane) {
-  const int rows = p.batch * p.heads_q * p.seqlen_q;
+  constexpr int kPerLane = kD / 32;
+  constexpr int kPre = kD <= 128 ? 16 : 8;
+  constexpr int kLsePerLane = kMaxSplits / 32;
+  const std::int64_t rows = static_cast<std::int64_t>(p.batch) * p.heads_q * p.seqlen_q;
   const int t = row % p.seqlen_q, h = (row / p.seqlen_q) % p.heads_q, b = row / (p.seqlen_q * p.heads_q);
+  // Every split wrote its O row (zeros for an empty split): indices past the last split re-read
+  // it, so these loads carry no guard and all issue before the first use.
+  float pre[kPre][kPerLane];
+#pragma unroll
+  for (int s = 0; s < kPre; ++s) {
+    const float* o = o_part + ((s < splits ? s : splits - 1) * rows + row) * p.head_dim;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int d = lane + 32 * j;
+      pre[s][j] = d < p.head_dim ? __ldcg(o + d) : 0.f;
+    }
+  }
+  float lse[kLsePerLane];
+#pragma unroll
+  for (int i = 0; i < kLsePerLane; ++i) {
+    const int s = lane + 32 * i;
+    lse[i] = s < splits ? __ldcg(lse_part + s * rows + row) : -INFINITY;
+  }
   SoftmaxStats st;
   float fa, fb;
-  for (int s = lane; s < splits; s += 32) st.merge(SoftmaxStats::from_lse(__ldcg(lse_part + static_cast<std::int64_t>(s) * rows + row)), fa, fb);
+#pragma unroll
+  for (int i = 0; i < kLsePerLane; ++i) st.merge(SoftmaxStats::from_lse(lse[i]), fa, fb);
 #pragma unroll
   for (int off = 16; off > 0; off >>= 1) {
     SoftmaxStats other;
@@ -43,22 +69,28 @@ __device__ __forceinline__ void combine_split_row(const DecodeParams& p, const f
     other.l = __shfl_xor_sync(0xffffffffu, st.l, off);
     st.merge(other, fa, fb);
   }
-  for (int s = lane; s < splits; s += 32) {
-    const SoftmaxStats part = SoftmaxStats::from_lse(__ldcg(lse_part + static_cast<std::int64_t>(s) * rows + row));
+#pragma unroll
+  for (int i = 0; i < kLsePerLane; ++i) {
+    const int s = lane + 32 * i;
+    if (s >= splits) continue;
+    const SoftmaxStats part = SoftmaxStats::from_lse(lse[i]);
     weight[s] = (part.m == -INFINITY || st.m == -INFINITY) ? 0.f : exp2f(part.m - st.m);
   }
   __syncwarp();
-  constexpr int kPerLane = kD / 32;
   float acc[kPerLane];
 #pragma unroll
   for (int j = 0; j < kPerLane; ++j) acc[j] = 0.f;
-  // Every split wrote its O rows (zeros for an empty split), so the loads need no guard and the
-  // unrolled loop keeps 8 splits' loads in flight; a `continue` on empty splits would forbid
-  // that (a guarded load cannot be hoisted) and chain one latency per split again.
-#pragma unroll 8
-  for (int s = 0; s < splits; ++s) {
+#pragma unroll
+  for (int s = 0; s < kPre; ++s) {
+    if (s >= splits) break;
     const float w = weight[s];
-    const float* o = o_part + (static_cast<std::int64_t>(s) * rows + row) * p.head_dim;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) acc[j] += w * pre[s][j];
+  }
+#pragma unroll 8
+  for (int s = kPre; s < splits; ++s) {
+    const float w = weight[s];
+    const float* o = o_part + (s * rows + row) * p.head_dim;
 #pragma unroll
     for (int j = 0; j < kPerLane; ++j) {
       const int d = lane + 32 * j;

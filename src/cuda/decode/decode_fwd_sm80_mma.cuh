@@ -4,11 +4,11 @@
 // heads of the KV head times the new tokens (row r = t * group + g), so each K/V byte the CTA
 // streams is used by every head of its group: with GQA 32/8 and one token a CTA has 4 real
 // rows in one m16 tile, and the tensor cores' idle rows cost nothing next to the memory
-// stream. K/V tiles of 64 keys go through a kStages-deep cp.async ring of swizzled shared
-// memory (16-byte copies, stages-1 tiles in flight per CTA, two or more CTAs per SM).
-// The 4 warps split the rows into m16 tiles (1, 2 or 4) and the tile's keys between them
-// (4, 2 or 1 ways); warps that shared the rows merge their (m, l, O) states at the end
-// through shared memory. Masking (causal / window / split edge), softcap and ALiBi are
+// stream. K/V tiles of 16 keys per warp go through a kStages-deep cp.async ring of swizzled
+// shared memory (16-byte copies, stages-1 tiles in flight per CTA; DecodeTile says how many
+// warps and CTAs per SM). The warps split the rows into m16 tiles (1, 2 or 4) and the tile's
+// keys between them (the rest of the warps: 8, 4, 2 ways with 8 warps); warps that shared
+// rows merge their (m, l, O) states at the end through shared memory. Masking (causal / window / split edge), softcap and ALiBi are
 // applied to every score: the decode kernel is bound by memory, not by these few ops.
 // Positions are addressed through CacheRows, so paged and contiguous caches give
 // bit-identical outputs (same values, same order; only the copies' addresses differ).
@@ -25,6 +25,7 @@
 #include "cuda/decode/decode_types.cuh"
 #include "cuda/ptx/acquire_release.cuh"
 #include "cuda/ptx/cp_async.cuh"
+#include "cuda/ptx/ex2.cuh"
 #include "cuda/ptx/ldmatrix.cuh"
 #include "cuda/ptx/mma.cuh"
 #include "inference/decode_params.hpp"
@@ -33,12 +34,19 @@ namespace flashattn::detail::decode {
 
 template <int kD>
 struct DecodeTile {
-  static constexpr int kThreads = 128;
-  static constexpr int kWarps = 4;
-  static constexpr int kTileN = 64;     // keys per pipeline stage
-  static constexpr int kMaxRows = 64;   // query rows per CTA: 4 m16 tiles
-  // 3 stages of 64 x 128 bf16 K and V = 96 KB + 16 KB Q: two CTAs per SM on sm_80/sm_90
-  // (4 tiles = 128 KB in flight per SM, several times what Little's law asks at ~4 TB/s).
+  // Each warp takes 16 keys of a tile per row tile, so a tile holds 16 keys per warp. Eight
+  // warps (one CTA per SM at head dim 128: 3 stages of 128 x 128 bf16 K and V = 192 KB + 16 KB
+  // Q; two at 64) rather than four with half the tile: a short split (batch 1, a few thousand
+  // keys) is bound by the latency of each warp's instruction stream, with one warp per
+  // scheduler, and the wider tile halves the tiles, hence the per-tile work, each warp walks
+  // (H200, graph-replayed, one run; with Q loaded first, the per-row epilogue merge and
+  // ex2.approx, all for the same reason: batch 1 x 256 keys 10.1 -> 7.7 us, x 4k keys 17.8 ->
+  // 13.8, x 8k 23.6 -> 17.3). Two tiles (128 KB) stay in flight per SM either way. Head
+  // dim 256 keeps four warps: a 128-key stage of it would be 128 KB.
+  static constexpr int kWarps = kD <= 128 ? 8 : 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kTileN = 16 * kWarps;  // keys per pipeline stage
+  static constexpr int kMaxRows = 64;         // query rows per CTA: 4 m16 tiles
   static constexpr int kStages = kD <= 128 ? 3 : 2;
   static constexpr int kChunks = kD / 8;  // 16-byte chunks per row
   static constexpr int kTileElems = kTileN * kD;
@@ -49,7 +57,8 @@ struct DecodeTile {
   static constexpr bool kQInRegisters = kD <= 128;
   static constexpr std::size_t kSmemQ = std::size_t(kMaxRows) * kD * 2;
   static constexpr std::size_t kSmemKV = std::size_t(kStages) * 2 * kTileElems * 2;
-  static constexpr std::size_t kSmemMerge = std::size_t(kWarps) * 16 * kD * 4 + 2 * kWarps * 16 * 4;
+  // Epilogue: each warp's O rows, (m, l) and merge weight per warp row, LSE per CTA row.
+  static constexpr std::size_t kSmemMerge = std::size_t(kWarps) * 16 * kD * 4 + 3 * kWarps * 16 * 4 + kMaxRows * 4;
   static constexpr std::size_t kSmem = kSmemQ + (kSmemKV > kSmemMerge ? kSmemKV : kSmemMerge);
   static_assert(kD % 64 == 0, "the XOR swizzle needs at least 8 chunks per row");
 
@@ -66,7 +75,7 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a
 }
 
 template <typename T, int kD>
-__global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodeParams p, float* o_part,
+__global__ void __launch_bounds__(DecodeTile<kD>::kThreads, 1) decode_attention_kernel(const DecodeParams p, float* o_part,
                                                                   float* lse_part, int splits,
                                                                   unsigned* split_counters) {
   using Tile = DecodeTile<kD>;
@@ -130,17 +139,26 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
     vc += bi * vr.block_stride;
   }
   const int* table = kr.block_table != nullptr ? kr.block_table + b * kr.block_table_stride : nullptr;
-  auto load_tile = [&](int tile, int stage) {
+  // The cache block holding this thread's run of rows in `tile`, or -1 when the run is not
+  // inside one block (or there is no table). Read one tile ahead of its copies: with one CTA
+  // per SM nothing else hides the table load's latency, and waiting for it before each refill
+  // cost paged16 ~7% against the contiguous cache (H200, batch 16 x 16k keys).
+  auto block_of = [&](int tile) {
+    const int pos0 = k0 + tile * Tile::kTileN + r_first;
+    if (table == nullptr || p.block_shift < 0 || pos0 >= k1 ||
+        (pos0 >> p.block_shift) != ((pos0 + Tile::kRowsPerThread - 1) >> p.block_shift))
+      return -1;
+    return table[pos0 >> p.block_shift];
+  };
+  auto load_tile = [&](int tile, int stage, int run_block) {
     T* sK = sKV + stage * 2 * Tile::kTileElems;
     T* sV = sK + Tile::kTileElems;
     const int pos0 = k0 + tile * Tile::kTileN + r_first;  // the first row of this thread's run
     bool run = table == nullptr;
     const T* kp = kc;
     const T* vp = vc;
-    if (!run && p.block_shift >= 0 && pos0 < k1 &&
-        (pos0 >> p.block_shift) == ((pos0 + Tile::kRowsPerThread - 1) >> p.block_shift)) {
-      int blk = table[pos0 >> p.block_shift];
-      blk = blk < 0 ? 0 : (blk >= kr.num_blocks ? kr.num_blocks - 1 : blk);
+    if (!run && run_block >= 0) {
+      const int blk = run_block >= kr.num_blocks ? kr.num_blocks - 1 : run_block;
       const int row = pos0 & (kr.block_size - 1);
       kp += blk * kr.block_stride + row * kr.row_stride;
       vp += blk * vr.block_stride + row * vr.row_stride;
@@ -177,26 +195,36 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
   };
 
 
-  // Start the K/V stream first; the Q rows (with rotary) load while it is in flight.
+  // Q first, as its own cp.async group: requests queue in order, and Q issued behind the K/V
+  // tiles arrived only after them (2-3 us into a batch-1 call on an H200). Rotary or unaligned
+  // rows take the element path below, after the K/V stream has started.
+  const T* q = static_cast<const T*>(p.q);
+  const bool q_async = p.rotary_dim == 0 && p.q_aligned16;
+  if (q_async) {
+    for (int e = threadIdx.x; e < wm_count * 16 * Tile::kChunks; e += Tile::kThreads) {
+      const int r = e / Tile::kChunks, c = e % Tile::kChunks, R = row0 + r;
+      const bool valid = r < rows && c * 8 < p.head_dim;
+      const T* src = q;  // a zero-byte copy (padding rows, columns) still gets a valid address
+      if (valid) {
+        const int t = R / group, h = kvh * group + R % group;
+        src = q + b * p.q_batch_stride + t * p.q_row_stride + h * p.q_head_stride + c * 8;
+      }
+      ptx::cp_async_cg_16(ptx::smem_addr(sQ + Tile::swz(r, c)), src, valid);
+    }
+  }
+  ptx::cp_async_commit_group();
+  // The first tiles' block ids are read together: one table latency before the stream starts.
+  int first_blocks[Tile::kStages];
+#pragma unroll
+  for (int s = 0; s < Tile::kStages; ++s) first_blocks[s] = block_of(s);
 #pragma unroll
   for (int s = 0; s < Tile::kStages - 1; ++s) {
-    if (s < n_tiles) load_tile(s, s);
+    if (s < n_tiles) load_tile(s, s, first_blocks[s]);
     ptx::cp_async_commit_group();
   }
+  int next_block = first_blocks[Tile::kStages - 1];
   {
-    const T* q = static_cast<const T*>(p.q);
-    if (p.rotary_dim == 0 && p.q_aligned16) {
-      // One 16-byte load per chunk, all independent: the rows arrive in one memory latency.
-      for (int e = threadIdx.x; e < wm_count * 16 * Tile::kChunks; e += Tile::kThreads) {
-        const int r = e / Tile::kChunks, c = e % Tile::kChunks, R = row0 + r;
-        uint4 x = make_uint4(0, 0, 0, 0);
-        if (r < rows && c * 8 < p.head_dim) {
-          const int t = R / group, h = kvh * group + R % group;
-          x = *reinterpret_cast<const uint4*>(q + b * p.q_batch_stride + t * p.q_row_stride + h * p.q_head_stride + c * 8);
-        }
-        *reinterpret_cast<uint4*>(sQ + Tile::swz(r, c)) = x;
-      }
-    } else {
+    if (!q_async) {
       for (int e = threadIdx.x; e < wm_count * 16 * kD; e += Tile::kThreads) {
         const int r = e / kD, d = e % kD, R = row0 + r;
         float x = 0.f;
@@ -239,6 +267,7 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
   const int full_lo = mb.keys_of_row((row0 + rows - 1) / group).lo;  // the latest lo of the rows
   const int full_hi = min(mb.keys_of_row(row0 / group).hi, k1);      // the earliest hi
 
+  ptx::cp_async_wait_group<Tile::kStages - 1>();  // the Q group (the K/V tiles may still fly)
   __syncthreads();  // Q is in shared memory
   std::uint32_t qf[Tile::kQInRegisters ? kD / 16 : 1][4];
   if constexpr (Tile::kQInRegisters) {
@@ -252,7 +281,8 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
     __syncthreads();  // the tile is visible to all warps; the stage refilled below is free
     {
       const int nt = tile + Tile::kStages - 1;
-      if (nt < n_tiles) load_tile(nt, nt % Tile::kStages);
+      if (nt < n_tiles) load_tile(nt, nt % Tile::kStages, next_block);
+      next_block = block_of(nt + 1);
       ptx::cp_async_commit_group();
     }
     const T* sK = sKV + (tile % Tile::kStages) * 2 * Tile::kTileElems;
@@ -306,13 +336,13 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float m_new = fmaxf(m[sel], mx);
         const float m_use = m_new == -INFINITY ? 0.f : m_new;  // no key yet: keep exp2 finite
-        factor[sel] = exp2f(m[sel] - m_use);
+        factor[sel] = ptx::ex2_approx_ftz(m[sel] - m_use);
         float sum = 0.f;
 #pragma unroll
         for (int nb = 0; nb < 2; ++nb)
 #pragma unroll
           for (int e = 2 * sel; e < 2 * sel + 2; ++e) {
-            s[nb][e] = exp2f(s[nb][e] - m_use);
+            s[nb][e] = ptx::ex2_approx_ftz(s[nb][e] - m_use);
             sum += s[nb][e];
           }
         l[sel] = l[sel] * factor[sel] + sum;  // per-thread partial: the quad sums once at the end
@@ -361,32 +391,61 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
     sL[warp * 16 + lane / 4] = l[0], sL[warp * 16 + lane / 4 + 8] = l[1];
   }
   __syncthreads();
+  // One thread per row merges the (m, l) of the warps that shared it, once: sW[src] becomes the
+  // weight of warp row src in the normalised output. The columns then need one multiply-add
+  // per warp (a per-element merge cost ~2.6 us of a batch-1 call at one warp per scheduler).
   const int wn_count = Tile::kWarps / wm_count;
-  const int rows_total = p.batch * p.heads_q * p.seqlen_q;
-  for (int e = threadIdx.x; e < rows * kD; e += Tile::kThreads) {
-    const int r = e / kD, d = e % kD;
-    const int tm = r / 16, rr = r % 16;
+  float* sW = sL + Tile::kWarps * 16;
+  float* sLse = sW + Tile::kWarps * 16;
+  if (threadIdx.x < rows) {
+    const int r = threadIdx.x, tm = r / 16, rr = r % 16;
     SoftmaxStats st;
-    float acc = 0.f;
-    for (int w = 0; w < wn_count; ++w) {
-      const int src = (tm + w * wm_count) * 16 + rr;
-      SoftmaxStats part;
-      part.m = sM[src], part.l = sL[src];
-      float fa, fb;
-      st.merge(part, fa, fb);
-      acc = acc * fa + (fb != 0.f ? sO[src * kD + d] * fb : 0.f);
+    float w[Tile::kWarps];
+#pragma unroll
+    for (int i = 0; i < Tile::kWarps; ++i) {
+      w[i] = 0.f;
+      if (i < wn_count) {
+        const int src = (tm + i * wm_count) * 16 + rr;
+        SoftmaxStats part;
+        part.m = sM[src], part.l = sL[src];
+        float fa, fb;
+        st.merge(part, fa, fb);
+#pragma unroll
+        for (int j = 0; j < i; ++j) w[j] *= fa;
+        w[i] = fb;
+      }
     }
-    if (d >= p.head_dim) continue;
+    const float inv = st.inv_sum();
+#pragma unroll
+    for (int i = 0; i < Tile::kWarps; ++i)
+      if (i < wn_count) sW[(tm + i * wm_count) * 16 + rr] = w[i] * inv;
+    sLse[r] = st.lse();
+  }
+  __syncthreads();
+  const int rows_total = p.batch * p.heads_q * p.seqlen_q;
+  constexpr int kQuads = kD / 4;
+  for (int e = threadIdx.x; e < rows * kQuads; e += Tile::kThreads) {
+    const int r = e / kQuads, d = (e % kQuads) * 4;
+    if (d >= p.head_dim) continue;  // head_dim is a multiple of 8: quads are whole
+    const int tm = r / 16, rr = r % 16;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int i = 0; i < wn_count; ++i) {
+      const int src = (tm + i * wm_count) * 16 + rr;
+      const float wt = sW[src];
+      if (wt == 0.f) continue;  // a warp that saw no key of the row
+      const float4 v = *reinterpret_cast<const float4*>(&sO[src * kD + d]);
+      acc.x += v.x * wt, acc.y += v.y * wt, acc.z += v.z * wt, acc.w += v.w * wt;
+    }
     const int R = row0 + r, t = R / group, h = kvh * group + R % group;
-    const float val = acc * st.inv_sum();
     if (splits == 1) {
-      T* out = static_cast<T*>(p.o) + b * p.o_batch_stride + t * p.o_row_stride + h * p.o_head_stride;
-      out[d] = E::from_float(val);
-      if (d == 0 && p.lse != nullptr) p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + t * p.lse_row_stride] = st.lse();
+      T* out = static_cast<T*>(p.o) + b * p.o_batch_stride + t * p.o_row_stride + h * p.o_head_stride + d;
+      out[0] = E::from_float(acc.x), out[1] = E::from_float(acc.y);
+      out[2] = E::from_float(acc.z), out[3] = E::from_float(acc.w);
+      if (d == 0 && p.lse != nullptr) p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + t * p.lse_row_stride] = sLse[r];
     } else {
       const std::int64_t row_id = (static_cast<std::int64_t>(split) * rows_total) + (static_cast<std::int64_t>(b) * p.heads_q + h) * p.seqlen_q + t;
-      o_part[row_id * p.head_dim + d] = val;
-      if (d == 0) lse_part[row_id] = st.lse();
+      *reinterpret_cast<float4*>(o_part + row_id * p.head_dim + d) = acc;
+      if (d == 0) lse_part[row_id] = sLse[r];
     }
   }
   if (splits > 1) {
@@ -396,8 +455,7 @@ __global__ void __launch_bounds__(128, 1) decode_attention_kernel(const DecodePa
     // CTA's parts; the second barrier hands that on to the CTA's threads: one fenced atomic per
     // CTA instead of a __threadfence in every thread. The last CTA zeroes the counter for the
     // next call (split_counters.hpp). The flag lives in the Q region, unused since the main
-    // loop: a static __shared__ int would add 128 bytes per CTA to a kernel that fits two CTAs
-    // per SM with 1 KB to spare.
+    // loop (a static __shared__ int would add to a footprint sized to the SM).
     int* last = reinterpret_cast<int*>(smem_raw);
     __syncthreads();
     if (threadIdx.x == 0) {

@@ -17,6 +17,10 @@
 
 namespace flashattn::detail::decode {
 
+// key_tiles below count blocks of this many keys, whatever the kernel's tile (a split itself
+// covers whole kernel tiles: decode_split_range).
+constexpr int kSplitGrainKeys = 64;
+
 inline int choose_num_splits(int ctas, int slots, int key_tiles, int max_splits = 128) {
   if (ctas <= 0 || slots <= 0) return 1;
   if (ctas >= slots * 8 / 10) return 1;
@@ -37,11 +41,17 @@ inline int choose_num_splits(int ctas, int slots, int key_tiles, int max_splits 
 // halves the splits' length and doubles the prologues and parts for the same bytes. Short
 // splits therefore fill one CTA per SM (H200, batch 1 x 8k keys, graph-replayed: 16 splits of
 // 8 tiles 19.8 us, 32 of 4 tiles 21.1; x 64k: 32 splits of 32 tiles 74.1, 16 of 64 tiles 77.8).
+// A kernel of one CTA per SM (head dim 128: 8 warps, 208 KB) splits into one wave at most: a
+// second wave of splits runs after the first, a latency the first wave's tail cannot hide
+// (H200, graph-replayed: batch 1 x 64k keys, 33 splits in two waves 79.1 us, 16 in one 69.8;
+// x 16k keys 33.2 vs 25.2; batch 8 x 8k keys, 4 splits 73.8 us, 2 splits 68.3).
 inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
   constexpr int kLongSplitTiles = 16;
-  const int all_slots = choose_num_splits(ctas, sms * std::max(per_sm, 1), key_tiles);
-  if (per_sm <= 1 || key_tiles / all_slots >= kLongSplitTiles) return all_slots;
-  return choose_num_splits(ctas, sms, key_tiles, std::max(1, sms / std::max(ctas, 1)));  // one wave
+  const int one_wave = std::max(1, sms / std::max(ctas, 1));
+  if (per_sm <= 1) return choose_num_splits(ctas, sms, key_tiles, one_wave);
+  const int all_slots = choose_num_splits(ctas, sms * per_sm, key_tiles);
+  if (key_tiles / all_slots >= kLongSplitTiles) return all_slots;
+  return choose_num_splits(ctas, sms, key_tiles, one_wave);
 }
 
 }  // namespace flashattn::detail::decode

@@ -70,7 +70,7 @@ int cuda_decode_num_splits(int device, int batch, int heads_kv, int heads_q, int
   const int per_sm = info.ctas_per_sm[kd == 64 ? 0 : (kd == 128 ? 1 : 2)];
   const int rows = (heads_q / heads_kv) * seqlen_q;
   const int ctas = batch * heads_kv * ((rows + DecodeTile<64>::kMaxRows - 1) / DecodeTile<64>::kMaxRows);
-  const int tiles = (max_seqlen_k + DecodeTile<64>::kTileN - 1) / DecodeTile<64>::kTileN;
+  const int tiles = (max_seqlen_k + decode::kSplitGrainKeys - 1) / decode::kSplitGrainKeys;
   return decode::choose_device_splits(ctas, info.sms, per_sm, tiles);
 }
 
