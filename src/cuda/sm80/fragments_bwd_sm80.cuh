@@ -29,8 +29,9 @@ struct Elem<__half> {
     return *reinterpret_cast<std::uint32_t*>(&h);
   }
   __device__ static __half from_float(float x) { return __float2half_rn(x); }
-  __device__ static void mma(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
-    ptx::mma_m16n8k16_f32_f16(d, a, b, d);
+  __device__ static void mma(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                             const float (&c)[4]) {
+    ptx::mma_m16n8k16_f32_f16(d, a, b, c);
   }
 };
 template <>
@@ -41,8 +42,9 @@ struct Elem<__nv_bfloat16> {
     return *reinterpret_cast<std::uint32_t*>(&h);
   }
   __device__ static __nv_bfloat16 from_float(float x) { return __float2bfloat16_rn(x); }
-  __device__ static void mma(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2]) {
-    ptx::mma_m16n8k16_f32_bf16(d, a, b, d);
+  __device__ static void mma(float (&d)[4], const std::uint32_t (&a)[4], const std::uint32_t (&b)[2],
+                             const float (&c)[4]) {
+    ptx::mma_m16n8k16_f32_bf16(d, a, b, c);
   }
 };
 
@@ -141,12 +143,20 @@ constexpr std::uint32_t row_bytes(int r0) {
   return static_cast<std::uint32_t>(r0 * L * 2);
 }
 
-template <typename T>
+// kFirst: the product starts the accumulators (C = 0, which ptxas encodes as RZ) instead of
+// adding to them, so they need no zero fill.
+template <typename T, bool kFirst = false>
 __device__ __forceinline__ void mma2(float (&d0)[4], float (&d1)[4], const std::uint32_t (&a)[4],
                                      const std::uint32_t (&b)[4]) {
   const std::uint32_t b0[2] = {b[0], b[1]}, b1[2] = {b[2], b[3]};
-  Elem<T>::mma(d0, a, b0);
-  Elem<T>::mma(d1, a, b1);
+  if constexpr (kFirst) {
+    constexpr float zero[4] = {0.f, 0.f, 0.f, 0.f};
+    Elem<T>::mma(d0, a, b0, zero);
+    Elem<T>::mma(d1, a, b1, zero);
+  } else {
+    Elem<T>::mma(d0, a, b0, d0);
+    Elem<T>::mma(d1, a, b1, d1);
+  }
 }
 
 }  // namespace flashattn::detail::sm80_bwd

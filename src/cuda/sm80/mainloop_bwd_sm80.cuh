@@ -71,6 +71,10 @@ struct Mainloop {
   static constexpr bool kStMatrix = false;
 #endif
   static constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
+  // dK / dV as two branch-free products (sm_90) or one interleaved product with a head-dim
+  // exit per 16 columns (sm_80, where the split products spill: 72 bytes at D = 128 plain,
+  // 4 at D = 64). See step.
+  static constexpr bool kSplitKv = kStMatrix;
   // m-tiles of S / dP per pass (see step): as many as fit next to dK / dV without spilling.
   static constexpr int kSPassM = D == 64 && kPlain    ? 4
                                  : D == 128 && !kPlain ? 1
@@ -143,13 +147,7 @@ struct Mainloop {
     // m-tile per warp).
 #pragma unroll
     for (int mp = 0; mp < Tile::kSMTiles; mp += kSPassM) {
-      float s[kSPassM][Tile::kSNTiles][4], dp[kSPassM][Tile::kSNTiles][4];
-#pragma unroll
-      for (int mt = 0; mt < kSPassM; ++mt)
-#pragma unroll
-        for (int n = 0; n < Tile::kSNTiles; ++n)
-#pragma unroll
-          for (int e = 0; e < 4; ++e) s[mt][n][e] = dp[mt][n][e] = 0.f;
+      float s[kSPassM][Tile::kSNTiles][4], dp[kSPassM][Tile::kSNTiles][4];  // set by the first k-slice
       gemm_rows_keys(st.q, st.k, ln, row0 + mp * 16, key0, head_dim, s);
       gemm_rows_keys(st.dout, st.v, ln, row0 + mp * 16, key0, head_dim, dp);
 
@@ -262,26 +260,57 @@ struct Mainloop {
 #pragma unroll
       for (int n2 = 0; n2 < Tile::kKvNTiles / 2; ++n2)
         bt_kv[n2] = lane_offset<D, LaneMap::rows_by8>(lane_o, kv_d * Tile::kKvCols + 16 * n2);
+      // dV's product, then dK's, each over all kBlockM rows, as FlashAttention-2 orders them:
+      // only one product's fragments are in flight, so ptxas can issue a whole k-slice of
+      // loads ahead without spilling, and neither carries a per-column head-dim exit (a
+      // branch per 16 columns kept each k-slice's loads from moving above it: the LDSM
+      // latency was exposed 16 times a step). Columns past the head dim are zero-filled in
+      // Q / dO and add zeros; only a warp whose columns are all padding skips its products.
+      // No early exit for rows past the sequence end either (P = dS = 0, Q / dO zero-filled).
+      if constexpr (kSplitKv) {
+        if (kv_d * Tile::kKvCols < head_dim) {
+          using Accum = float[Tile::kKvMTiles][Tile::kKvNTiles][4];
+          auto product = [&](std::uint32_t a_tile, std::uint32_t b_tile, Accum& c) {
 #pragma unroll
-      for (int kk = 0; kk < M / 16; ++kk) {
-        // No early exit for rows past the sequence end (P = dS = 0, Q / dO zero-filled): see dQ.
-        std::uint32_t ap[Tile::kKvMTiles][4], ads[Tile::kKvMTiles][4];
+            for (int kk = 0; kk < M / 16; ++kk) {
+              std::uint32_t a[Tile::kKvMTiles][4];
 #pragma unroll
-        for (int mt = 0; mt < Tile::kKvMTiles; ++mt) {
-          ptx::ldmatrix_x4_trans(ap[mt], st.p + row_bytes<N>(kk * 16) + at_n[mt]);
-          ptx::ldmatrix_x4_trans(ads[mt], st.ds + row_bytes<N>(kk * 16) + at_n[mt]);
+              for (int mt = 0; mt < Tile::kKvMTiles; ++mt)
+                ptx::ldmatrix_x4_trans(a[mt], a_tile + row_bytes<N>(kk * 16) + at_n[mt]);
+#pragma unroll
+              for (int n2 = 0; n2 < Tile::kKvNTiles / 2; ++n2) {
+                std::uint32_t b[4];
+                ptx::ldmatrix_x4_trans(b, b_tile + row_bytes<D>(kk * 16) + bt_kv[n2]);
+#pragma unroll
+                for (int mt = 0; mt < Tile::kKvMTiles; ++mt) mma2<T>(c[mt][2 * n2], c[mt][2 * n2 + 1], a[mt], b);
+              }
+            }
+          };
+          product(st.p, st.dout, acc.dv);
+          product(st.ds, st.q, acc.dk);
         }
+      } else {
 #pragma unroll
-        for (int n2 = 0; n2 < Tile::kKvNTiles / 2; ++n2) {
-          if (kv_d * Tile::kKvCols + n2 * 16 >= head_dim) break;
-          const std::uint32_t off = row_bytes<D>(kk * 16) + bt_kv[n2];
-          std::uint32_t bdo[4], bq[4];
-          ptx::ldmatrix_x4_trans(bdo, st.dout + off);
-          ptx::ldmatrix_x4_trans(bq, st.q + off);
+        for (int kk = 0; kk < M / 16; ++kk) {
+          // No early exit for rows past the sequence end (P = dS = 0, Q / dO zero-filled): see dQ.
+          std::uint32_t ap[Tile::kKvMTiles][4], ads[Tile::kKvMTiles][4];
 #pragma unroll
           for (int mt = 0; mt < Tile::kKvMTiles; ++mt) {
-            mma2<T>(acc.dv[mt][2 * n2], acc.dv[mt][2 * n2 + 1], ap[mt], bdo);
-            mma2<T>(acc.dk[mt][2 * n2], acc.dk[mt][2 * n2 + 1], ads[mt], bq);
+            ptx::ldmatrix_x4_trans(ap[mt], st.p + row_bytes<N>(kk * 16) + at_n[mt]);
+            ptx::ldmatrix_x4_trans(ads[mt], st.ds + row_bytes<N>(kk * 16) + at_n[mt]);
+          }
+#pragma unroll
+          for (int n2 = 0; n2 < Tile::kKvNTiles / 2; ++n2) {
+            if (kv_d * Tile::kKvCols + n2 * 16 >= head_dim) break;
+            const std::uint32_t off = row_bytes<D>(kk * 16) + bt_kv[n2];
+            std::uint32_t bdo[4], bq[4];
+            ptx::ldmatrix_x4_trans(bdo, st.dout + off);
+            ptx::ldmatrix_x4_trans(bq, st.q + off);
+#pragma unroll
+            for (int mt = 0; mt < Tile::kKvMTiles; ++mt) {
+              mma2<T>(acc.dv[mt][2 * n2], acc.dv[mt][2 * n2 + 1], ap[mt], bdo);
+              mma2<T>(acc.dk[mt][2 * n2], acc.dk[mt][2 * n2 + 1], ads[mt], bq);
+            }
           }
         }
       }
@@ -306,13 +335,7 @@ struct Mainloop {
       for (int ch = 0; ch < Tile::kQCols / Tile::kQChunk; ++ch) {
         const int d0 = q_d * Tile::kQCols + ch * Tile::kQChunk;
         if (d0 >= head_dim) break;
-        float q[Tile::kQMTiles][Tile::kQNTiles][4];
-#pragma unroll
-        for (int mt = 0; mt < Tile::kQMTiles; ++mt)
-#pragma unroll
-          for (int n = 0; n < Tile::kQNTiles; ++n)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) q[mt][n][e] = 0.f;
+        float q[Tile::kQMTiles][Tile::kQNTiles][4];  // set by the first k-slice (kk = 0)
 #pragma unroll
         for (int kk = 0; kk < N / 16; ++kk) {
           // No early exit for keys past the sequence end (dS = 0, K zero-filled): branch-free,
@@ -326,7 +349,12 @@ struct Mainloop {
             std::uint32_t bk[4];
             ptx::ldmatrix_x4_trans(bk, st.k + row_bytes<D>(kk * 16) + bt_q[ch * (Tile::kQChunk / 16) + n2]);
 #pragma unroll
-            for (int mt = 0; mt < Tile::kQMTiles; ++mt) mma2<T>(q[mt][2 * n2], q[mt][2 * n2 + 1], ads[mt], bk);
+            for (int mt = 0; mt < Tile::kQMTiles; ++mt) {
+              if (kk == 0)
+                mma2<T, true>(q[mt][2 * n2], q[mt][2 * n2 + 1], ads[mt], bk);
+              else
+                mma2<T>(q[mt][2 * n2], q[mt][2 * n2 + 1], ads[mt], bk);
+            }
           }
         }
         // DqLayout order: each warp-wide red covers whole 128-byte lines; rows past the
@@ -337,19 +365,15 @@ struct Mainloop {
 #pragma unroll
         for (int mt = 0; mt < Tile::kQMTiles; ++mt)
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
+          for (int n = 0; n < Tile::kQNTiles; ++n) {
+            const int i = L::index(ch, mt, n, 0, 0);
+            if constexpr (L::kVec == 4) {
+              ptx::red_global_add_v4_f32(base + (i / 4) * 128, q[mt][n][0], q[mt][n][1], q[mt][n][2], q[mt][n][3]);
+            } else {
 #pragma unroll
-            for (int n = 0; n < Tile::kQNTiles; n += 2) {
-              const int i = L::index(ch, mt, h, n, 0);
-              if constexpr (L::kVec == 4) {
-                ptx::red_global_add_v4_f32(base + (i / 4) * 128, q[mt][n][2 * h], q[mt][n][2 * h + 1],
-                                           q[mt][n + 1][2 * h], q[mt][n + 1][2 * h + 1]);
-              } else {
-#pragma unroll
-                for (int e = 0; e < 4; ++e)
-                  ptx::red_global_add_f32(base + (i + e) * 32, q[mt][n + e / 2][2 * h + e % 2]);
-              }
+              for (int e = 0; e < 4; ++e) ptx::red_global_add_f32(base + (i + e) * 32, q[mt][n][e]);
             }
+          }
       }
     }
     if (sr.sem != nullptr) {
@@ -359,29 +383,56 @@ struct Mainloop {
     }
   }
 
-  // acc(rows x keys) += A(rows, :) B(keys, :)^T over the head dim, A and B stored [row][d].
+  // acc(rows x keys) = A(rows, :) B(keys, :)^T over the head dim, A and B stored [row][d].
   // The head dim runs in groups of 64 columns (one swizzle period) under `unroll 1`, which
   // stops the scheduler from hoisting every fragment load of the whole head dim at once
-  // (with dK / dV resident that spills).
+  // (with dK / dV resident that spills). On sm_90 the first group is peeled and starts the
+  // accumulators (C = 0): no zero fill, which ptxas had emitted twice around the loop (64
+  // instructions a step at D = 128). sm_80 keeps the zero fill: the peeled group spills
+  // there (24 bytes at D = 128).
   template <int MT>
   __device__ static void gemm_rows_keys(std::uint32_t a_tile, std::uint32_t b_tile, const Lanes& ln, int row0,
                                         int key0, int head_dim, float (&acc)[MT][Tile::kSNTiles][4]) {
+    constexpr int k0 = kStMatrix ? 1 : 0;
+    if constexpr (kStMatrix) {
+      gemm_k64<MT, true>(a_tile, b_tile, ln, row0, key0, 0, acc);
+    } else {
+#pragma unroll
+      for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+        for (int n = 0; n < Tile::kSNTiles; ++n)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) acc[mt][n][e] = 0.f;
+    }
 #pragma unroll 1
-    for (int k64 = 0; k64 < D / 64; ++k64) {
+    for (int k64 = k0; k64 < D / 64; ++k64) {
       if (k64 * 64 >= head_dim) break;  // zero-filled padding contributes nothing
-      const std::uint32_t a_base = a_tile + k64 * 128 + row_bytes<D>(row0);
-      const std::uint32_t b_base = b_tile + k64 * 128 + row_bytes<D>(key0);
+      gemm_k64<MT, false>(a_tile, b_tile, ln, row0, key0, k64, acc);
+    }
+  }
+
+  // One 64-column group of gemm_rows_keys; kFirst: its first k-slice starts the accumulators.
+  template <int MT, bool kFirst>
+  __device__ __forceinline__ static void gemm_k64(std::uint32_t a_tile, std::uint32_t b_tile, const Lanes& ln,
+                                                  int row0, int key0, int k64,
+                                                  float (&acc)[MT][Tile::kSNTiles][4]) {
+    const std::uint32_t a_base = a_tile + k64 * 128 + row_bytes<D>(row0);
+    const std::uint32_t b_base = b_tile + k64 * 128 + row_bytes<D>(key0);
 #pragma unroll
-      for (int kq = 0; kq < 4; ++kq) {
-        std::uint32_t a[MT][4];
+    for (int kq = 0; kq < 4; ++kq) {
+      std::uint32_t a[MT][4];
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt) ptx::ldmatrix_x4(a[mt], a_base + row_bytes<D>(mt * 16) + ln.a_d[kq]);
+      for (int mt = 0; mt < MT; ++mt) ptx::ldmatrix_x4(a[mt], a_base + row_bytes<D>(mt * 16) + ln.a_d[kq]);
 #pragma unroll
-        for (int n2 = 0; n2 < Tile::kSNTiles / 2; ++n2) {
-          std::uint32_t b[4];
-          ptx::ldmatrix_x4(b, b_base + row_bytes<D>(n2 * 16) + ln.b_d[kq]);
+      for (int n2 = 0; n2 < Tile::kSNTiles / 2; ++n2) {
+        std::uint32_t b[4];
+        ptx::ldmatrix_x4(b, b_base + row_bytes<D>(n2 * 16) + ln.b_d[kq]);
 #pragma unroll
-          for (int mt = 0; mt < MT; ++mt) mma2<T>(acc[mt][2 * n2], acc[mt][2 * n2 + 1], a[mt], b);
+        for (int mt = 0; mt < MT; ++mt) {
+          if (kFirst && kq == 0)
+            mma2<T, true>(acc[mt][2 * n2], acc[mt][2 * n2 + 1], a[mt], b);
+          else
+            mma2<T>(acc[mt][2 * n2], acc[mt][2 * n2 + 1], a[mt], b);
         }
       }
     }

@@ -59,6 +59,62 @@
 // already puts the kv tiles of one (batch, kv head) next to each other (Q / dO stay in
 // L2), and a step has two block barriers (top: the Q / dO stage and the P / dS buffer
 // reuse; middle: P / dS written), fewer than FA2's.
+// Round 4: compared with FA2's machine code (torch's libtorch_cuda, sm_90 cubin of
+// flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<Flash_bwd_kernel_traits<128, 64, 128, 8, 2, 4,
+// 2>, even M/N and K>, bf16, no dropout / causal), the same tiles and warp layouts as ours.
+// Dynamic instructions of one warp per (q tile, kv tile) step at D = 128 (full tile, two
+// stages; ours sm_90a, plain kernel):
+//                         FA2    round 3   round 4
+//   all                  1003       1384      1156
+//   HMMA / LDSM         320/144   320/144   320/144
+//   MUFU.EX2 / float ops  32/268    32/128    32/128  (FA2's exp2f takes a denormal path)
+//   STS, STSM / RED     32 STS/32  8 STSM/8 v4  8/8
+//   BAR                     3         2         2
+//   branches, syncs, NOP    3        78        30
+//   accumulator zero fill   0        65         2   (FA2: first mma with C = RZ)
+//   integer / address     139       546       426
+// FA2 runs S, P (stored), dP, dS (stored), barrier, dV, barrier, dQ and dK; it loads the
+// next step's LSE / dpsum with LDG into registers and keeps 8 bytes of stack. Its dV
+// product is 64 mma with 16 ldmatrix issued ahead from three base registers; ours had a
+// head-dim exit every 16 columns between dV / dK loads and mma (16 branches a step).
+// Measured (H200, bf16, same shapes, backward TFLOP/s at 1k / 8k / 16k, non-causal, best of
+// two interleaved runs; one run with FA2 = torch FLASH_ATTENTION):
+//   round-3 state                    d64 174 / 239 / 245   d128 188 / 251 / 257   d256 168 / 211 / 215
+//   + dV and dK as two branch-free products on sm_90, zero fill replaced by a first mma with
+//     C = 0 (S / dP: first 64-column group peeled on sm_90; dQ: every arch), dQ vectors of
+//     one n-tile's four accumulators (no register moves before the red)
+//                                    d64 181 / 252 / 259   d128 208 / 284 / 294   d256 174 / 220 / 225
+//   + sm_90: loop bounds and kv-tile extent re-read from shared memory each step
+//     (kReloadBounds in flash_bwd_kernel.cuh): registers for the products, faster although
+//     19 more instructions a step
+//                                    d64 184 / 257 / 266   d128 213 / 296 / 304   d256 187 / 240 / 245
+//   FA2 in the same run:             d64 214 / 278 / 288   d128 228 / 295 / 306   d256 198 / 253 / 259
+//   (ours / FA2 over all shapes of two runs, causal too: d64 0.85-0.96, d128 0.91-1.005,
+//   d256 0.93-0.99; causal alone 0.85-0.96 / 0.91-0.98 / 0.95-0.99)
+// Rejected in round 4 (register allocation at 255 decides; each measured or spilled):
+//   - P computed in one basic block with dP's first 64 columns, so the exponentials overlap
+//     those mma (FA2's order): spills 48 bytes at D = 128 and 16-36 at D = 64; with the
+//     spills 6-7% slower at d64 / d128, no gain at d256 (where it fits).
+//   - the fully visible q tiles found once per block (a range, both ends of a row's keys are
+//     monotone) instead of classify_tile per step: 35 fewer instructions a step, yet 3-10%
+//     slower than classifying each step (d128 8k 278 vs 296, d256 8k 218 vs 240; no spill
+//     at d128 / d256), and it spills 24 bytes at d64.
+//   - a predicate-free load_tile path for whole tiles: 21 fewer instructions a step at
+//     D = 128, 1-2% slower (d128 8k 292 vs 295, d64 16k 260 vs 266).
+//   - sm_80: the split dK / dV products (spill 72 bytes at D = 128, 4 at D = 64), the peeled
+//     first S / dP group (24 bytes at D = 128), the bounds re-read from shared memory (36
+//     bytes at D = 64), tid through an opaque move each step (12-24 bytes): sm_80 keeps the
+//     round-3 forms there (not measured: no A100 here).
+//   - dQ between dV and dK (FA2's order; the dQ reds leave earlier): d128 +0.1-0.5% (noise),
+//     d64 and d256 -1%. D = 64 plain with two m-tiles per pass instead of four (225
+//     registers on sm_80, K / V fragments loaded twice): d64 2-3% slower.
+//   - dK / dV k-loop in two `unroll 1` halves (4-16 bytes spill), the lane offset tables from
+//     an opaque lane each step (16 bytes at D = 128), D = 64 with FA2's 4 x 2 S / dP warp
+//     layout (32 rows x 64 keys, 12-64 bytes).
+//   What is left against FA2: the integer work (426 vs 139 a step), most of it the next
+//   stage's cp.async issue and the step setup between the top barrier and the first
+//   ldmatrix (~230 instructions with the tensor cores idle; FA2 walks one pointer per
+//   tensor, with no row predicates at even sizes).
 #pragma once
 
 #include <cstddef>
@@ -108,8 +164,10 @@ struct BwdTile {
 // instead of 8 rows. kVec = 4 (red.global.add.v4.f32) on sm_90, where it exists: a quarter
 // of the atomic instructions; 1 on sm_80. The main kernel and the convert kernel are
 // compiled for the same architecture, so they always agree. i enumerates (chunk, m-tile,
-// row half, n-tile, pair element) as the dQ loop of the mainloop issues them; a vector
-// covers the pairs of n-tiles 2k and 2k+1.
+// n-tile, row half, pair element) as the dQ loop of the mainloop issues them: a vector is
+// one n-tile's four accumulators (rows g and g + 8), the four consecutive registers its mma
+// wrote, so the red takes them as they are (the earlier order, pairs of n-tiles per row
+// half, needed 24 register moves a step at D = 128 to gather each vector).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 inline constexpr int kDqVec = 4;
 #else
@@ -121,9 +179,9 @@ struct DqLayout {
   using Tile = BwdTile<kHeadDim>;
   static constexpr int kVec = kDqVec;
   static constexpr int kPerThread = Tile::kBlockM * kHeadDim / kThreads;
-  static_assert(kPerThread % kVec == 0 && Tile::kQNTiles % 2 == 0, "vectors of two n-tile pairs");
-  static constexpr int index(int chunk, int mt, int half, int n, int c) {
-    return (((chunk * Tile::kQMTiles + mt) * 2 + half) * Tile::kQNTiles + n) * 2 + c;
+  static_assert(kPerThread % kVec == 0 && kVec <= 4, "a vector lies within one n-tile's accumulators");
+  static constexpr int index(int chunk, int mt, int n, int half, int c) {
+    return (((chunk * Tile::kQMTiles + mt) * Tile::kQNTiles + n) * 2 + half) * 2 + c;
   }
   // Offset of value i of lane `lane` in warp `warp`.
   static constexpr int position(int warp, int lane, int i) {
@@ -133,8 +191,8 @@ struct DqLayout {
   static constexpr void element(int pos, int& row, int& col) {
     const int r = pos % kVec, lane = (pos / kVec) & 31, k = pos / (32 * kVec);
     const int warp = k / (kPerThread / kVec), i = (k % (kPerThread / kVec)) * kVec + r;
-    const int c = i & 1, n = (i >> 1) % Tile::kQNTiles, rest = (i >> 1) / Tile::kQNTiles;
-    const int half = rest & 1, mt = (rest >> 1) % Tile::kQMTiles, chunk = (rest >> 1) / Tile::kQMTiles;
+    const int c = i & 1, half = (i >> 1) & 1, n = (i >> 2) % Tile::kQNTiles, rest = (i >> 2) / Tile::kQNTiles;
+    const int mt = rest % Tile::kQMTiles, chunk = rest / Tile::kQMTiles;
     const int q_m = warp % Tile::kQWarpsM, q_d = warp / Tile::kQWarpsM;
     row = q_m * Tile::kQRows + mt * 16 + half * 8 + (lane >> 2);
     col = q_d * Tile::kQCols + chunk * Tile::kQChunk + n * 8 + 2 * (lane & 3) + c;
