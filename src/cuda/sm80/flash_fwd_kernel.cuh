@@ -78,6 +78,10 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) fla
   // re-read after each barrier of the loop: four registers back for the accumulators, which
   // took its 128 x 64 (d 128) and 128 x 128 (d 64) tiles from a spill in the loop to none.
   // (The general kernels keep them in registers: d 96 spilled with them in shared memory.)
+  // The d128 plain kernel still spills 8 bytes on sm_90a, outside the loop. Tried and worse:
+  // the O / LSE bases parked here as well (4-byte spills in the d64 and d128 plain kernels on
+  // both archs); the epilogue's coordinates recomputed from an opaque block index (d96 and d64
+  // spill too).
   const Elem** kv_base = reinterpret_cast<const Elem**>(sV + Traits::kSmemKVElems);
   if (kPlain && tid == 0) {
     kv_base[0] = k_gmem;
