@@ -58,7 +58,11 @@ struct DecodeTile {
   static constexpr std::size_t kSmemQ = std::size_t(kMaxRows) * kD * 2;
   static constexpr std::size_t kSmemKV = std::size_t(kStages) * 2 * kTileElems * 2;
   // Epilogue: each warp's O rows, (m, l) and merge weight per warp row, LSE per CTA row.
-  static constexpr std::size_t kSmemMerge = std::size_t(kWarps) * 16 * kD * 4 + 3 * kWarps * 16 * 4 + kMaxRows * 4;
+  // O rows padded by 8 floats: a warp's fragment store covers 8 rows of one column block, which
+  // at a row stride of kD floats all hit the same banks (8-way conflicts, ~1 us of a batch-1
+  // call's epilogue); at kD + 8 the rows spread over all 32 banks.
+  static constexpr int kOStride = kD + 8;
+  static constexpr std::size_t kSmemMerge = std::size_t(kWarps) * 16 * kOStride * 4 + 3 * kWarps * 16 * 4 + kMaxRows * 4;
   static constexpr std::size_t kSmem = kSmemQ + (kSmemKV > kSmemMerge ? kSmemKV : kSmemMerge);
   static_assert(kD % 64 == 0, "the XOR swizzle needs at least 8 chunks per row");
 
@@ -377,49 +381,45 @@ __global__ void __launch_bounds__(DecodeTile<kD>::kThreads, 1) decode_attention_
     l[sel] += __shfl_xor_sync(0xffffffffu, l[sel], 2);
   }
   float* sO = reinterpret_cast<float*>(smem_raw + Tile::kSmemQ);
-  float* sM = sO + Tile::kWarps * 16 * kD;
+  float* sM = sO + Tile::kWarps * 16 * Tile::kOStride;
   float* sL = sM + Tile::kWarps * 16;
 #pragma unroll
   for (int nb = 0; nb < kD / 8; ++nb)
 #pragma unroll
     for (int sel = 0; sel < 2; ++sel) {
       const int r = lane / 4 + sel * 8, col = nb * 8 + 2 * (lane % 4);
-      *reinterpret_cast<float2*>(&sO[(warp * 16 + r) * kD + col]) = make_float2(o[nb][2 * sel], o[nb][2 * sel + 1]);
+      *reinterpret_cast<float2*>(&sO[(warp * 16 + r) * Tile::kOStride + col]) = make_float2(o[nb][2 * sel], o[nb][2 * sel + 1]);
     }
   if (lane % 4 == 0) {
     sM[warp * 16 + lane / 4] = m[0], sM[warp * 16 + lane / 4 + 8] = m[1];
     sL[warp * 16 + lane / 4] = l[0], sL[warp * 16 + lane / 4 + 8] = l[1];
   }
   __syncthreads();
-  // One thread per row merges the (m, l) of the warps that shared it, once: sW[src] becomes the
-  // weight of warp row src in the normalised output. The columns then need one multiply-add
-  // per warp (a per-element merge cost ~2.6 us of a batch-1 call at one warp per scheduler).
+  // The (m, l) of the warps that shared a row are merged once per row, not per element: thread
+  // (r, w) holds warp w's state of row r and a butterfly over the wn_count threads of the row
+  // merges them; sW[src] becomes the weight of warp row src in the normalised output, and the
+  // columns need one multiply-add per warp (a per-element merge cost ~2.6 us of a batch-1 call
+  // at one warp per scheduler). rows * wn_count <= kWarps * 16, whole warps.
   const int wn_count = Tile::kWarps / wm_count;
   float* sW = sL + Tile::kWarps * 16;
   float* sLse = sW + Tile::kWarps * 16;
-  if (threadIdx.x < rows) {
-    const int r = threadIdx.x, tm = r / 16, rr = r % 16;
-    SoftmaxStats st;
-    float w[Tile::kWarps];
-#pragma unroll
-    for (int i = 0; i < Tile::kWarps; ++i) {
-      w[i] = 0.f;
-      if (i < wn_count) {
-        const int src = (tm + i * wm_count) * 16 + rr;
-        SoftmaxStats part;
-        part.m = sM[src], part.l = sL[src];
-        float fa, fb;
-        st.merge(part, fa, fb);
-#pragma unroll
-        for (int j = 0; j < i; ++j) w[j] *= fa;
-        w[i] = fb;
-      }
+  if (threadIdx.x < Tile::kWarps * 16) {
+    const int r = threadIdx.x / wn_count, w = threadIdx.x % wn_count;
+    const int src = (r / 16 + w * wm_count) * 16 + r % 16;
+    SoftmaxStats part;
+    if (r < rows) part.m = sM[src], part.l = sL[src];
+    SoftmaxStats st = part;
+    for (int off = 1; off < wn_count; off <<= 1) {
+      SoftmaxStats other;
+      other.m = __shfl_xor_sync(0xffffffffu, st.m, off);
+      other.l = __shfl_xor_sync(0xffffffffu, st.l, off);
+      float fa, fb;
+      st.merge(other, fa, fb);
     }
-    const float inv = st.inv_sum();
-#pragma unroll
-    for (int i = 0; i < Tile::kWarps; ++i)
-      if (i < wn_count) sW[(tm + i * wm_count) * 16 + rr] = w[i] * inv;
-    sLse[r] = st.lse();
+    if (r < rows) {
+      sW[src] = (part.m == -INFINITY || st.m == -INFINITY) ? 0.f : exp2f(part.m - st.m) * st.inv_sum();
+      if (w == 0) sLse[r] = st.lse();
+    }
   }
   __syncthreads();
   const int rows_total = p.batch * p.heads_q * p.seqlen_q;
@@ -433,7 +433,7 @@ __global__ void __launch_bounds__(DecodeTile<kD>::kThreads, 1) decode_attention_
       const int src = (tm + i * wm_count) * 16 + rr;
       const float wt = sW[src];
       if (wt == 0.f) continue;  // a warp that saw no key of the row
-      const float4 v = *reinterpret_cast<const float4*>(&sO[src * kD + d]);
+      const float4 v = *reinterpret_cast<const float4*>(&sO[src * Tile::kOStride + d]);
       acc.x += v.x * wt, acc.y += v.y * wt, acc.z += v.z * wt, acc.w += v.w * wt;
     }
     const int R = row0 + r, t = R / group, h = kvh * group + R % group;
