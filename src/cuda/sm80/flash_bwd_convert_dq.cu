@@ -5,6 +5,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
+
 #include "cuda/common/cuda_check.cuh"
 #include "cuda/sm80/flash_bwd_sm80.hpp"
 #include "cuda/sm80/tile_size_bwd_sm80.hpp"
@@ -19,47 +21,81 @@ __device__ __half from_f<__half>(float x) { return __float2half_rn(x); }
 template <>
 __device__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
-// One thread per accumulator element: reads are coalesced, and DqLayout tells which
-// (row, col) of the q tile the element holds.
+// One block per (q tile, q head, batch), the coordinates from the grid: coalesced 16-byte
+// reads of the tile's accumulator, DqLayout::element (constant divisors only) places each
+// value in a row-major shared tile, then 16-byte row stores. The earlier thread-per-element
+// form divided 64-bit scratch row numbers twice per element and stored 2 bytes at a time.
 template <typename T, int D>
-__global__ void bwd_convert_dq_kernel(const AttentionParams p, const BwdScratch sc) {
-  constexpr int kTile = BwdTile<D>::kBlockM * D;
-  const std::int64_t idx = std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (idx >= std::int64_t(p.heads_q) * sc.rows_alloc * D) return;
-  const std::int64_t tile = idx / kTile;
-  int row, col;
-  DqLayout<D>::element(static_cast<int>(idx % kTile), row, col);
-  if (col >= p.head_dim) return;
-  const std::int64_t hr = tile * BwdTile<D>::kBlockM + row;  // h * rows_alloc + scratch row
-  const int h = static_cast<int>(hr / sc.rows_alloc);
-  const std::int64_t rg = hr % sc.rows_alloc;
-  const int b = static_cast<int>(rg / sc.seq_pad), r = static_cast<int>(rg % sc.seq_pad);
-  const SeqGeometry g = seq_geometry(p, b);
-  if (r >= g.seqlen_q) return;
-  const std::int64_t off = bshd_offset(p.cu_seqlens_q != nullptr, p.dq_batch_stride, p.dq_row_stride,
-                                       p.dq_head_stride, b, g.q_row0, r, h);
-  static_cast<T*>(p.dq)[off + col] = from_f<T>(sc.dq_accum[idx] * sc.dq_scale);
+__global__ void __launch_bounds__(256)
+    bwd_convert_dq_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc,
+                          bool vec) {
+  constexpr int M = BwdTile<D>::kBlockM, kTile = M * D;
+  constexpr int kLd = D + 8;  // row pitch of the shared tile (16-byte aligned rows)
+  static_assert(kTile % (4 * 256) == 0 && kTile % (8 * 256) == 0, "whole vectors per thread");
+  __shared__ alignas(16) T tile[M * kLd];
+  const int tid = threadIdx.x, h = blockIdx.y, r0 = blockIdx.x * M;
+  const bool varlen = p.cu_seqlens_q != nullptr;
+  for (int b = blockIdx.z; b < p.batch; b += gridDim.z) {
+    const SeqGeometry g = seq_geometry(p, b);
+    if (r0 >= g.seqlen_q) continue;  // block-uniform
+    const float4* src = reinterpret_cast<const float4*>(
+        sc.dq_accum + (std::int64_t(h) * sc.rows_alloc + scratch_row(sc.seq_pad, b, r0)) * D);
+#pragma unroll
+    for (int k = 0; k < kTile / 4 / 256; ++k) {
+      const int q4 = k * 256 + tid;
+      const float4 v = src[q4];
+      const float e[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        int row, col;
+        DqLayout<D>::element(q4 * 4 + r, row, col);
+        tile[row * kLd + col] = from_f<T>(e[r] * sc.dq_scale);
+      }
+    }
+    __syncthreads();
+    const int rows = min(M, g.seqlen_q - r0);
+    T* dst = static_cast<T*>(p.dq) +
+             bshd_offset(varlen, p.dq_batch_stride, p.dq_row_stride, p.dq_head_stride, b, g.q_row0, r0, h);
+#pragma unroll
+    for (int k = 0; k < kTile / 8 / 256; ++k) {
+      const int chunk = k * 256 + tid, row = chunk / (D / 8), c = chunk % (D / 8) * 8;
+      if (row < rows && c < p.head_dim) {
+        const T* s = tile + row * kLd + c;
+        T* d = dst + row * p.dq_row_stride + c;
+        if (vec && c + 8 <= p.head_dim) {
+          *reinterpret_cast<uint4*>(d) = *reinterpret_cast<const uint4*>(s);
+        } else {
+          for (int e = 0; e < 8 && c + e < p.head_dim; ++e) d[e] = s[e];
+        }
+      }
+    }
+    __syncthreads();  // the next batch entry reuses the tile
+  }
 }
 
 template <typename T>
-void launch_convert(const AttentionParams& p, const BwdScratch& sc, unsigned blocks, cudaStream_t stream) {
+void launch_convert(const AttentionParams& p, const BwdScratch& sc, bool vec, cudaStream_t stream) {
+  const unsigned tiles = static_cast<unsigned>(sc.seq_pad / bwd_block_m(sc.dq_ld));
+  const dim3 grid(tiles, static_cast<unsigned>(p.heads_q), static_cast<unsigned>(std::min(p.batch, 65535)));
   switch (sc.dq_ld) {
-    case 64: bwd_convert_dq_kernel<T, 64><<<blocks, 256, 0, stream>>>(p, sc); break;
-    case 128: bwd_convert_dq_kernel<T, 128><<<blocks, 256, 0, stream>>>(p, sc); break;
-    default: bwd_convert_dq_kernel<T, 256><<<blocks, 256, 0, stream>>>(p, sc); break;
+    case 64: bwd_convert_dq_kernel<T, 64><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+    case 128: bwd_convert_dq_kernel<T, 128><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+    default: bwd_convert_dq_kernel<T, 256><<<grid, 256, 0, stream>>>(p, sc, vec); break;
   }
 }
+
+bool aligned16(const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }
 
 }  // namespace
 
 void run_bwd_convert_dq(const AttentionParams& p, const BwdScratch& sc, cudaStream_t stream) {
-  const std::int64_t threads = std::int64_t(p.heads_q) * sc.rows_alloc * sc.dq_ld;
-  if (threads == 0) return;
-  const unsigned blocks = static_cast<unsigned>((threads + 255) / 256);
+  if (std::int64_t(p.heads_q) * sc.rows_alloc == 0) return;
+  const bool vec = aligned16(p.dq) && p.dq_row_stride % 8 == 0 && p.dq_head_stride % 8 == 0 &&
+                   (p.cu_seqlens_q != nullptr || p.dq_batch_stride % 8 == 0);
   if (p.dtype == DType::f16)
-    launch_convert<__half>(p, sc, blocks, stream);
+    launch_convert<__half>(p, sc, vec, stream);
   else
-    launch_convert<__nv_bfloat16>(p, sc, blocks, stream);
+    launch_convert<__nv_bfloat16>(p, sc, vec, stream);
   FLASHATTN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -51,10 +51,14 @@ struct BlockBases {
 // registers for the products (H200: +2-4% at D = 128, +7-9% at D = 256, +1-3% at D = 64,
 // although the step has more instructions). sm_80 keeps them in registers: there the
 // re-reads made ptxas spill 36 bytes at D = 64.
+// sm_90 also loads each q tile's LSE2 / Drow rows four at a time (16-byte copies, no row
+// predicate; H200: +0.5-1.5% at D = 64); on sm_80 that form spills 12 bytes at D = 128.
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 inline constexpr bool kReloadBounds = true;
+inline constexpr bool kRowsBy4 = true;
 #else
 inline constexpr bool kReloadBounds = false;
+inline constexpr bool kRowsBy4 = false;
 #endif
 
 template <typename T, int D, bool kPlain>
@@ -107,6 +111,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Per-block bases and bounds of the q side, kept in shared memory: the step loop re-reads
   // them after each barrier instead of holding them in registers next to dK / dV.
   __shared__ BlockBases<T> sb;
+  static_assert(sizeof(BlockBases<T>) <= 64, "kStaticSmem of flash_bwd_launch.cu");
   if (tid == 0) {
     const int h0 = hkv * group;
     sb.q = static_cast<const T*>(p.q) +
@@ -128,20 +133,33 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // Issues the cp.async loads of the Q, dO, LSE2 and Drow of q tile i of head h0 + dh.
   auto issue_q_side = [&](int dh, int i, int stage) {
+    // At D = 64 the copies' per-thread offsets, hoisted out of the step loop once the issue
+    // moved into the step (Loop::kIssueAt), were one register too many (4-byte spill): they
+    // are formed per issue from an opaque thread id there.
+    const int ctid = Loop::kIssueAt != 0 && D == 64 ? static_cast<int>(ptx::mov_opaque_u32(threadIdx.x)) : tid;
     const BlockBases<T> bb = sb;
     const int r0 = i * M;
     const int rows = imin(M, bb.seqlen_q - r0);
-    if (tid < 2 * M) {  // LSE2 (threads 0..M-1) and Drow (M..2M-1) of the tile's rows
-      const int r = tid % M;
+    if constexpr (kRowsBy4) {
+      // LSE2 (threads 0..M/4-1) and Drow (M/4..M/2-1), four rows per 16-byte copy and no row
+      // predicate: the scratch holds all seq_pad rows of every sequence (16-byte aligned:
+      // seq_pad and M are multiples of 64), and the step reads no row past rows_valid.
+      if (ctid < 2 * M / 4) {
+        const std::int64_t hrow = bb.scratch_row0 + std::int64_t(dh) * sc.rows_alloc + r0 + 4 * (ctid % (M / 4));
+        ptx::cp_async_cg_16(ptx::smem_addr(sRows + stage * 2 * M + 4 * ctid),
+                            (ctid < M / 4 ? sc.lse2 : sc.drow) + hrow, true);
+      }
+    } else if (ctid < 2 * M) {  // LSE2 (threads 0..M-1) and Drow (M..2M-1) of the tile's rows
+      const int r = ctid % M;
       const std::int64_t hrow = bb.scratch_row0 + std::int64_t(dh) * sc.rows_alloc + r0 + r;
-      const float* src = (tid < M ? sc.lse2 : sc.drow) + hrow;
-      ptx::cp_async_ca_4(ptx::smem_addr(sRows + stage * 2 * M + tid), r < rows ? src : sc.lse2, r < rows);
+      const float* src = (ctid < M ? sc.lse2 : sc.drow) + hrow;
+      ptx::cp_async_ca_4(ptx::smem_addr(sRows + stage * 2 * M + ctid), r < rows ? src : sc.lse2, r < rows);
     }
     T* sQ = sQ0 + stage * 2 * M * D;
     load_tile<M, D>(sQ, bb.q + std::int64_t(dh) * p.q_head_stride + std::int64_t(r0) * p.q_row_stride,
-                    p.q_row_stride, rows, head_dim, sc.vec_in, tid);
+                    p.q_row_stride, rows, head_dim, sc.vec_in, ctid);
     load_tile<M, D>(sQ + M * D, bb.dout + std::int64_t(dh) * p.do_head_stride + std::int64_t(r0) * p.do_row_stride,
-                    p.do_row_stride, rows, head_dim, sc.vec_in, tid);
+                    p.do_row_stride, rows, head_dim, sc.vec_in, ctid);
   };
 
   KvAccum<D> acc;
@@ -163,11 +181,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   for (int step = 0; step < (kReloadBounds ? sb.steps : steps); ++step) {
     ptx::cp_async_wait_group<0>();
     __syncthreads();
-    if (n_stages == 2 && step + 1 < (kReloadBounds ? sb.steps : steps)) {
-      const bool wrap = i + 1 == (kReloadBounds ? sb.i_hi : i_hi);
-      issue_q_side(wrap ? dh + 1 : dh, wrap ? (kReloadBounds ? sb.i_lo : i_lo) : i + 1, stage ^ 1);
-      ptx::cp_async_commit_group();
-    }
+    auto issue_next = [&] {
+      if (n_stages == 2 && step + 1 < (kReloadBounds ? sb.steps : steps)) {
+        const bool wrap = i + 1 == (kReloadBounds ? sb.i_hi : i_hi);
+        issue_q_side(wrap ? dh + 1 : dh, wrap ? (kReloadBounds ? sb.i_lo : i_lo) : i + 1, stage ^ 1);
+        ptx::cp_async_commit_group();
+      }
+    };
+    if constexpr (Loop::kIssueAt == 0) issue_next();
     const BlockBases<T> bb = sb;
     const MaskBounds mbs = kReloadBounds ? MaskBounds{bb.seqlen_q, bb.seqlen_k, p.window_left, p.window_right} : mb;
     const int kv_c0 = kReloadBounds ? bb.c0 : c0, kv_cols = kReloadBounds ? bb.cols_valid : cols_valid;
@@ -198,7 +219,7 @@ __global__ void __launch_bounds__(kThreads, 1)
                        ptx::smem_addr(sdS),
                        ptx::smem_addr(sRows + stage * 2 * M),
                        ptx::smem_addr(sRows + stage * 2 * M + M)};
-    Loop::step(p, mbs, st, sr, lanes, head_dim, acc, tid);
+    Loop::step(p, mbs, st, sr, lanes, head_dim, acc, tid, issue_next);
     if (++i == (kReloadBounds ? sb.i_hi : i_hi)) {
       i = kReloadBounds ? sb.i_lo : i_lo;
       ++dh;

@@ -1,5 +1,5 @@
 // Host side of the sm80 backward (FlashAttention-2 algorithm):
-//   1. preprocess: Drow = rowsum(dO * O), LSE in base 2        (flash_bwd_preprocess.cu)
+//   1. preprocess: Drow = rowsum(dO * O), LSE in base 2, dq_accum zeroed  (flash_bwd_preprocess.cu)
 //   2. main kernel over (kv tile, kv head, batch): dK, dV in registers over every q tile of
 //      the GQA group, dQ summed into an fp32 scratch with red.add  (flash_bwd_kernel.cuh)
 //   3. dQ fp32 -> dtype                                          (flash_bwd_convert_dq.cu)
@@ -135,7 +135,7 @@ void sm80_backward(const AttentionParams& p) {
   sc.drow = reinterpret_cast<float*>(scratch.data() + dq_bytes + row_bytes);
   if (p.deterministic) sc.semaphores = reinterpret_cast<int*>(scratch.data() + dq_bytes + 2 * row_bytes);
 
-  FLASHATTN_CUDA_CHECK(cudaMemsetAsync(sc.dq_accum, 0, dq_bytes, stream));
+  // The preprocess zero-fills dq_accum.
   if (sem_bytes) FLASHATTN_CUDA_CHECK(cudaMemsetAsync(sc.semaphores, 0, sem_bytes, stream));
   run_bwd_preprocess(p, sc, stream);
   if (p.dtype == DType::f16)

@@ -1,9 +1,16 @@
-// Backward preprocess: one warp per (q head, row) computes Drow = rowsum(dO * O) in fp32
-// and stores LSE in base 2, with +inf for rows that saw no key so that the main kernel's
-// exp2(logit2 - lse2) gives P = 0 there without a branch.
+// Backward preprocess, one block per (64 scratch rows, q head, batch): Drow = rowsum(dO * O)
+// in fp32, LSE in base 2 with +inf for rows that saw no key (so that the main kernel's
+// exp2(logit2 - lse2) gives P = 0 there without a branch), and the zero fill of those rows'
+// dQ accumulator (one pass over the scratch instead of a separate memset).
+//
+// The block coordinates come from the grid (no 64-bit division per row) and D / 8 threads
+// share a row, each with one 16-byte load of dO and of O: at D = 64 the earlier warp-per-row
+// form left 24 of 32 lanes idle and divided twice per row; with the dQ conversion's fix the
+// two took ~10% of the backward at 1k tokens per sequence (H200, see tile_size_bwd_sm80.hpp).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/online_softmax.hpp"
@@ -13,6 +20,9 @@
 namespace flashattn::detail::sm80_bwd {
 namespace {
 
+constexpr int kPreRows = 64;  // divides every kBlockM, hence seq_pad
+constexpr int kPreThreads = 256;
+
 template <typename T>
 __device__ float to_f(T x);
 template <>
@@ -20,72 +30,85 @@ __device__ float to_f<__half>(__half x) { return __half2float(x); }
 template <>
 __device__ float to_f<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 
-// Locates scratch row `rg` (b * seq_pad + row) in the user tensors; false for padding rows.
-struct RowRef {
-  int b;
-  std::int64_t row0;
-  int row;
-};
-__device__ inline bool locate_row(const AttentionParams& p, int seq_pad, std::int64_t rg, RowRef& r) {
-  const int b = static_cast<int>(rg / seq_pad), row = static_cast<int>(rg % seq_pad);
-  const SeqGeometry g = seq_geometry(p, b);
-  if (row >= g.seqlen_q) return false;
-  r = {b, g.q_row0, row};
-  return true;
-}
-
-template <typename T>
-__global__ void bwd_preprocess_kernel(const AttentionParams p, const BwdScratch sc, bool vec) {
-  const std::int64_t w = (std::int64_t(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
-  if (w >= std::int64_t(p.heads_q) * sc.rows_alloc) return;
-  const int h = static_cast<int>(w / sc.rows_alloc);
-  const std::int64_t rg = w % sc.rows_alloc;
-  RowRef r;
-  if (!locate_row(p, sc.seq_pad, rg, r)) return;
+template <typename T, int D>
+__global__ void __launch_bounds__(kPreThreads)
+    bwd_preprocess_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc,
+                          bool vec) {
+  constexpr int kTpr = D / 8;  // threads per row
+  constexpr int kRowsPerPass = kPreThreads / kTpr;
+  const int tid = threadIdx.x;
+  const int h = blockIdx.y;
+  const int r_base = blockIdx.x * kPreRows;
   const bool varlen = p.cu_seqlens_q != nullptr;
-  const T* o = static_cast<const T*>(p.o) +
-               bshd_offset(varlen, p.o_batch_stride, p.o_row_stride, p.o_head_stride, r.b, r.row0, r.row, h);
-  const T* d = static_cast<const T*>(p.dout) +
-               bshd_offset(varlen, p.do_batch_stride, p.do_row_stride, p.do_head_stride, r.b, r.row0, r.row, h);
-  float acc = 0.f;
-  for (int c = lane * 8; c < p.head_dim; c += 256) {
-    if (vec) {
-      const uint4 ov = *reinterpret_cast<const uint4*>(o + c);
-      const uint4 dv = *reinterpret_cast<const uint4*>(d + c);
-      const T* oe = reinterpret_cast<const T*>(&ov);
-      const T* de = reinterpret_cast<const T*>(&dv);
+  for (int b = blockIdx.z; b < p.batch; b += gridDim.z) {
+    const std::int64_t srow0 = std::int64_t(h) * sc.rows_alloc + scratch_row(sc.seq_pad, b, r_base);
+    // Zero fill of the 64 rows' dQ accumulator (contiguous: dq_ld == D).
+    float4* dq = reinterpret_cast<float4*>(sc.dq_accum + srow0 * D);
 #pragma unroll
-      for (int e = 0; e < 8; ++e) acc += to_f(oe[e]) * to_f(de[e]);
-    } else {
+    for (int k = 0; k < kPreRows * D / 4 / kPreThreads; ++k)
+      dq[k * kPreThreads + tid] = make_float4(0.f, 0.f, 0.f, 0.f);
+
+    const SeqGeometry g = seq_geometry(p, b);
+    const int c = (tid % kTpr) * 8;
 #pragma unroll
-      for (int e = 0; e < 8; ++e) acc += to_f(o[c + e]) * to_f(d[c + e]);
+    for (int pass = 0; pass < kPreRows / kRowsPerPass; ++pass) {
+      const int row = r_base + pass * kRowsPerPass + tid / kTpr;
+      const bool live = row < g.seqlen_q;  // uniform per group of kTpr lanes
+      float acc = 0.f;
+      if (live && c < p.head_dim) {
+        const T* o = static_cast<const T*>(p.o) +
+                     bshd_offset(varlen, p.o_batch_stride, p.o_row_stride, p.o_head_stride, b, g.q_row0, row, h) + c;
+        const T* d = static_cast<const T*>(p.dout) +
+                     bshd_offset(varlen, p.do_batch_stride, p.do_row_stride, p.do_head_stride, b, g.q_row0, row, h) +
+                     c;
+        if (vec && c + 8 <= p.head_dim) {
+          const uint4 ov = *reinterpret_cast<const uint4*>(o);
+          const uint4 dv = *reinterpret_cast<const uint4*>(d);
+          const T* oe = reinterpret_cast<const T*>(&ov);
+          const T* de = reinterpret_cast<const T*>(&dv);
+#pragma unroll
+          for (int e = 0; e < 8; ++e) acc += to_f(oe[e]) * to_f(de[e]);
+        } else {
+          for (int e = 0; e < 8 && c + e < p.head_dim; ++e) acc += to_f(o[e]) * to_f(d[e]);
+        }
+      }
+#pragma unroll
+      for (int off = kTpr / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
+      if (live && tid % kTpr == 0) {
+        const std::int64_t w = srow0 + (row - r_base);
+        sc.drow[w] = acc;
+        const float lse = p.lse[(varlen ? 0 : b * p.lse_batch_stride) + h * p.lse_head_stride +
+                                (g.q_row0 + row) * p.lse_row_stride];
+        sc.lse2[w] = lse == -INFINITY ? INFINITY : lse * kLog2e;
+      }
     }
-  }
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-  if (lane == 0) {
-    sc.drow[w] = acc;
-    const float lse = p.lse[(p.cu_seqlens_q != nullptr ? 0 : r.b * p.lse_batch_stride) + h * p.lse_head_stride + (r.row0 + r.row) * p.lse_row_stride];
-    sc.lse2[w] = lse == -INFINITY ? INFINITY : lse * kLog2e;
   }
 }
 
 bool aligned16(const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }
 
+template <typename T>
+void launch(const AttentionParams& p, const BwdScratch& sc, bool vec, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(sc.seq_pad / kPreRows), static_cast<unsigned>(p.heads_q),
+                  static_cast<unsigned>(std::min(p.batch, 65535)));
+  switch (sc.dq_ld) {
+    case 64: bwd_preprocess_kernel<T, 64><<<grid, kPreThreads, 0, stream>>>(p, sc, vec); break;
+    case 128: bwd_preprocess_kernel<T, 128><<<grid, kPreThreads, 0, stream>>>(p, sc, vec); break;
+    default: bwd_preprocess_kernel<T, 256><<<grid, kPreThreads, 0, stream>>>(p, sc, vec); break;
+  }
+}
+
 }  // namespace
 
 void run_bwd_preprocess(const AttentionParams& p, const BwdScratch& sc, cudaStream_t stream) {
-  const std::int64_t warps = std::int64_t(p.heads_q) * sc.rows_alloc;
-  if (warps == 0) return;
+  if (std::int64_t(p.heads_q) * sc.rows_alloc == 0) return;
   const bool vec = aligned16(p.o) && aligned16(p.dout) && p.o_row_stride % 8 == 0 && p.o_head_stride % 8 == 0 &&
                    p.do_row_stride % 8 == 0 && p.do_head_stride % 8 == 0 &&
                    (p.cu_seqlens_q != nullptr || (p.o_batch_stride % 8 == 0 && p.do_batch_stride % 8 == 0));
-  const unsigned blocks = static_cast<unsigned>((warps + 7) / 8);
   if (p.dtype == DType::f16)
-    bwd_preprocess_kernel<__half><<<blocks, 256, 0, stream>>>(p, sc, vec);
+    launch<__half>(p, sc, vec, stream);
   else
-    bwd_preprocess_kernel<__nv_bfloat16><<<blocks, 256, 0, stream>>>(p, sc, vec);
+    launch<__nv_bfloat16>(p, sc, vec, stream);
   FLASHATTN_CUDA_CHECK(cudaGetLastError());
 }
 

@@ -115,6 +115,50 @@
 //   stage's cp.async issue and the step setup between the top barrier and the first
 //   ldmatrix (~230 instructions with the tensor cores idle; FA2 walks one pointer per
 //   tensor, with no row predicates at even sizes).
+// Round 5 (H200, bf16, same shapes, backward TFLOP/s at 1k / 16k tokens per sequence, best of
+// two interleaved runs; FA2 = torch FLASH_ATTENTION in run 1):
+//   round-4 state (run 1)            d64 180 / 263   d128 208 / 301   d256 181 / 243
+//                                    causal 1k: d64 126, d128 144, d256 135
+//   + preprocess and dQ conversion: one block per (64 rows | q tile, q head, batch) from the
+//     grid; they divided 64-bit scratch row numbers per row / per element (two 64-bit
+//     divisions each), the preprocess used 8 of 32 lanes at D = 64 and the conversion
+//     stored 2 bytes per thread (now a shared tile, 16-byte row stores); the dq_accum zero
+//     fill moved into the preprocess (no memset pass). Together ~10% of the backward at 1k.
+//                                    d64 197 / 269   d128 230 / 304   d256 192 / 244
+//                                    causal 1k: d64 152, d128 165, d256 148 (+11-21%)
+//   FA2 in run 1:                    d64 207 / 284   d128 221 / 303   d256 199 / 256
+//                                    causal 1k: d64 149, d128 166, d256 145
+//   ours / FA2 after this step, all 30 shapes: d64 0.946-0.960 non-causal, 0.987-1.026 causal;
+//   d128 0.996-1.040 / 0.983-1.001; d256 0.953-0.969 / 0.980-1.020.
+// Run 2 (another H200; main-kernel variants over that state, two interleaved runs each):
+//   that state                       d64 207 / 269   d128 234 / 306   d256 196 / 246
+//   + LSE2 / Drow rows as 16-byte copies without a row predicate (sm_90; kRowsBy4)
+//                                    d64 207 / 270   d128 234 / 305   d256 194 / 246
+//                                    (d64 2k-8k +0.5-1.5%, the rest noise)
+//   + the next stage's loads issued between the dV and dK products (Mainloop::kIssueAt = 2,
+//     sm_90): their ~230 instructions of address maths and predicates run while the dV
+//     mma drain instead of between the top barrier and the first ldmatrix
+//                                    d64 212 / 279   d128 236 / 313   d256 201 / 257
+//                                    (d64 +2.5-3.5%, d128 +1-3%, d256 +3-5%; causal alike)
+//   estimated ours / FA2 (run-2 gain x run-1 ratio): d64 0.98-0.99 non-causal, 1.02-1.05
+//   causal; d128 1.02-1.05 / 1.01-1.03; d256 1.00-1.01 / 1.02-1.05.
+//   Measured with a 4-byte spill at D = 64 (a hoisted copy offset; every issue point inside
+//   the step spills it: after the first S / dP pass, after the middle barrier, after dV,
+//   after dK) and with the staggered q-tile walk rejected below. The committed D = 64 form
+//   takes the issue's thread id through an opaque move instead (no spill, 16 more
+//   instructions in the loop), and warps whose dK / dV columns are all head-dim padding issue
+//   their share of Q / dO too (run 2's variant skipped it with their products: head dims 136
+//   and 192 failed, the only failures of that run).
+// Run 3 (H200, the committed code = "fin", round-4 state = "base", FA2 in the same run; all
+// 647 backward GPU tests pass, memcheck clean): ours / FA2 at 1k..16k
+//   d64  non-causal 1.01 0.99 0.99 0.98 0.97   causal 1.08 1.06 1.03 1.04 1.03  (base 0.86-0.97)
+//   d128 non-causal 1.08 1.05 1.03 1.03 1.03   causal 1.08 1.04 1.02 1.01 1.00  (base 0.93-1.00)
+//   d256 non-causal 1.02 1.00 0.99 0.99 0.99   causal 1.06 1.03 1.01 1.02 1.01  (base 0.94-0.97)
+//   The d64 loads issued at the top of the step as before ("alt"): 1-3% slower than fin.
+// Rejected in round 5:
+//   - walking each head's q tiles from i_lo + j % per_head (kv tile j starts j tiles in), so
+//     the blocks of one head that run together add into different dQ tiles: no change
+//     (d64 1k-16k within +-1%), and it spills 12 bytes on sm_80 at D = 128.
 #pragma once
 
 #include <cstddef>
