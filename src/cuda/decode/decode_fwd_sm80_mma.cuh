@@ -117,8 +117,9 @@ __global__ void __launch_bounds__(DecodeTile<kD>::kThreads, 1) decode_attention_
   // - rows 8 apart, one lookup per row: paged16 1140-1170 us, and 1143 us with the pages laid
   //   out in order (decode_bench B Sk 16 20 1 inorder): the cost was this path's per-row work
   //   (table load, clamp, 64-bit address maths, 8 per thread per tile), not where pages lie.
-  // - reading the block ids one tile ahead into registers: 1.17 -> 1.57 ms; one tile ahead
-  //   into shared memory, one id per thread, read back per row: 1140 -> 1250 us.
+  // - reading the block ids one tile ahead into registers, then eight per thread (one per row):
+  //   1.17 -> 1.57 ms; one tile ahead into shared memory, one id per thread, read back per row:
+  //   1140 -> 1250 us. (One id per thread's run, read a tile ahead, is what block_of does now.)
   // - a CTA-uniform "tile inside one block" test (paged256 ~960 us) is subsumed by the
   //   per-thread run test below.
   // - consecutive rows per thread, one lookup per run (this code), measured against the
