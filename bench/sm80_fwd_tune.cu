@@ -1,9 +1,10 @@
 // Timing and tile tuning of the sm80 forward (not built by CMake; see the build line below).
 // Times the public flashattn::forward on CUDA tensors and, with the argument `tune` (d 64 /
 // 128) or `tune-big` (d 192 / 256, seqlen 512 to 16k), a few alternative kernels launched
-// directly, on the training anchor shapes
-// (bf16, 16k tokens, hidden 2048): median CUDA-event time over rotated input sets, TFLOP/s = 4 B H S^2 D
-// (halved when causal). Prints CSV: impl,hdim,causal,seqlen,ms,tflops.
+// directly (`sm80_fwd_tune 128`: the public forward alone at that head dim, seqlen 512 to 16k),
+// on the training anchor shapes (bf16, 16k tokens, hidden 2048): median CUDA-event time over
+// rotated input sets, TFLOP/s = 4 B H S^2 D (halved when causal). Prints CSV:
+// impl,hdim,causal,seqlen,ms,tflops.
 //
 // nvcc -std=c++20 -O3 -Isrc -Iinclude -gencode=arch=compute_90a,code=sm_90a
 //   --expt-relaxed-constexpr bench/sm80_fwd_tune.cu <build dir>/libflashattn.a -cudart static -o sm80_fwd_tune
@@ -77,8 +78,13 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "device: %s\n", prop.name);
   constexpr int kSets = 3;  // rotate inputs so repeated runs do not time L2
   std::printf("impl,hdim,causal,seqlen,ms,tflops\n");
-  const std::vector<int> dims = big ? std::vector<int>{192, 256} : tune ? std::vector<int>{64, 128} : std::vector<int>{64, 128, 192, 256};
-  const std::vector<int> seqlens = big ? std::vector<int>{512, 1024, 2048, 4096, 8192, 16384} : std::vector<int>{1024, 2048, 4096, 8192};
+  const int one_dim = tune ? 0 : std::atoi(mode.c_str());  // `sm80_fwd_tune 128`: that head dim, 512-16k
+  const std::vector<int> dims = big ? std::vector<int>{192, 256}
+                                : tune ? std::vector<int>{64, 128}
+                                : one_dim > 0 ? std::vector<int>{one_dim}
+                                              : std::vector<int>{64, 128, 192, 256};
+  const std::vector<int> seqlens = big || one_dim > 0 ? std::vector<int>{512, 1024, 2048, 4096, 8192, 16384}
+                                                      : std::vector<int>{1024, 2048, 4096, 8192};
   for (int D : dims)
     for (int causal : {0, 1})
       for (int S : seqlens) {

@@ -11,6 +11,7 @@
 #include "core/mask.hpp"
 #include "core/philox.hpp"
 #include "cuda/ptx/cp_async.cuh"
+#include "cuda/ptx/mov_opaque.cuh"
 #include "cuda/sm80/epilogue_fwd.cuh"
 #include "cuda/sm80/gmem_to_smem_cp_async.cuh"
 #include "cuda/sm80/kernel_traits.cuh"
@@ -38,6 +39,12 @@ __device__ __forceinline__ std::int64_t bshd_offset(bool varlen, int b, std::int
                                                     std::int64_t row_stride, int h, std::int64_t head_stride) {
   return (varlen ? 0 : b * batch_stride) + row * row_stride + h * head_stride;
 }
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+inline constexpr bool kFwdSm90 = true;
+#else
+inline constexpr bool kFwdSm90 = false;
+#endif
 
 // kPlain compiles the logits hooks and dropout out (the call has neither, and a positive
 // scale): the lighter kernel leaves ptxas the registers for the larger tiles of
@@ -78,10 +85,9 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) fla
   // re-read after each barrier of the loop: four registers back for the accumulators, which
   // took its 128 x 64 (d 128) and 128 x 128 (d 64) tiles from a spill in the loop to none.
   // (The general kernels keep them in registers: d 96 spilled with them in shared memory.)
-  // The d128 plain kernel still spills 8 bytes on sm_90a, outside the loop. Tried and worse:
-  // the O / LSE bases parked here as well (4-byte spills in the d64 and d128 plain kernels on
-  // both archs); the epilogue's coordinates recomputed from an opaque block index (d96 and d64
-  // spill too).
+  // (The d128 plain kernel's last spill, outside the loop: see kRecomputeTile.) Tried and worse: the
+  // O / LSE bases parked here as well (4-byte spills in the d64 and d128 plain kernels on
+  // both archs); the batch and head parked here for the epilogue (24 bytes at d128 on sm_90a).
   const Elem** kv_base = reinterpret_cast<const Elem**>(sV + Traits::kSmemKVElems);
   if (kPlain && tid == 0) {
     kv_base[0] = k_gmem;
@@ -173,11 +179,19 @@ __global__ void __launch_bounds__(Traits::kThreads, Traits::kMinBlocksPerSm) fla
   }
   float o_factor[Traits::kMSlices][2], lse[Traits::kMSlices][2];
   softmax.finalize(args.exp_scale, kPlain ? 1.f : args.o_extra, o_factor, lse);
+  // The d 128 plain kernel on sm_90 takes the epilogue's batch and head again from an opaque
+  // block index: kept live through the loop, one of them spilled (8 bytes). Elsewhere the
+  // recomputation is what spills (12-16 bytes: d 64 plain on sm_90, d 128 plain on sm_80).
+  // H200, d 128 512-16k, causal and not, against the spilling code in the same run: this form
+  // 0.987-1.014 (mean 0.996, inside the run-to-run spread); recomputing the sequence geometry
+  // as well also removed the spill, but its loop came out slower (0.970-1.001, two calls).
+  constexpr bool kRecomputeTile = kPlain && Traits::kHeadDim == 128 && kFwdSm90;
+  const FwdTile te = kRecomputeTile ? args.scheduler.tile(ptx::mov_opaque_u32(blockIdx.x)) : t;
   Elem* o_gmem = static_cast<Elem*>(p.o) +
-                 bshd_offset(varlen, t.batch, p.o_batch_stride, g.q_row0 + m0, p.o_row_stride, t.head, p.o_head_stride);
+                 bshd_offset(varlen, te.batch, p.o_batch_stride, g.q_row0 + m0, p.o_row_stride, te.head, p.o_head_stride);
   float* lse_gmem = p.lse == nullptr ? nullptr
-                                     : p.lse + bshd_offset(varlen, t.batch, p.lse_batch_stride, g.q_row0 + m0,
-                                                           p.lse_row_stride, t.head, p.lse_head_stride);
+                                     : p.lse + bshd_offset(varlen, te.batch, p.lse_batch_stride, g.q_row0 + m0,
+                                                           p.lse_row_stride, te.head, p.lse_head_stride);
   store_o_and_lse<Traits>(sQ, acc_o, o_factor, lse, o_gmem, p.o_row_stride, lse_gmem, p.lse_row_stride, m_rows,
                           p.head_dim, warp, lane);
 }

@@ -159,6 +159,27 @@
 //   - walking each head's q tiles from i_lo + j % per_head (kv tile j starts j tiles in), so
 //     the blocks of one head that run together add into different dQ tiles: no change
 //     (d64 1k-16k within +-1%), and it spills 12 bytes on sm_80 at D = 128.
+// Round 6 (H200, bf16, same shapes; variants against the committed code "cur", best of two
+// interleaved runs per call; FA2 = torch FLASH_ATTENTION in call 1). cur / FA2 at 1k..16k:
+//   d64  non-causal 1.00 0.99 0.98 0.97 0.97   causal 1.03 1.01 1.03 1.02 1.01
+//   d128 non-causal 1.05 1.02 1.01 1.02 1.02   causal 1.04 1.02 1.02 1.00 1.00
+//   d256 non-causal 1.01 0.99 0.99 0.98 0.99   causal 1.07 1.01 1.00 1.02 1.01
+// torch's sm_90 cubin runs FA2's d64 backward as Flash_bwd_kernel_traits<64, 128, 128, 8, 4, 4,
+// 4, false, false> (S / dP warps 4 x 2, which spills here: round 4) and d256 as <256, 64, 64,
+// 8, 4, 2, 2, false, false>, the layouts of ours otherwise. Its d64 step has about as many
+// instructions as ours (~1.36k static in its loop; ours ~1.3k on the full-tile path), so what
+// is left is scheduling, not instruction count. Rejected in round 6 (all spill-free, each
+// variant / cur at 1k..16k; none beat cur anywhere by more than noise):
+//   - dQ between the dV and dK products (FA2's order), the next stage's loads issued after dV
+//     as now: d128 0.982-0.996, d256 0.977-0.990 (D = 64 spills 4 bytes that way).
+//   - the same with the loads issued after dQ (dV, dQ, loads, dK; D = 64 with the plain thread
+//     id, which then fits): 0.94-0.97 at every head dim: the issue must come right after dV.
+//   - D = 256: S / dP over all four 64-column groups unrolled without the head-dim exits
+//     (zero-filled padding adds zeros): no change (same numbers with and without).
+//   - the loads issued before the dV product (after the middle barrier): 0.97-1.00.
+//   - the loads issued after the dK product (before dQ): d64 0.99-1.01, d128 0.995-1.01 (noise),
+//     d256 0.978-0.991.
+
 #pragma once
 
 #include <cstddef>
