@@ -12,6 +12,8 @@
 #include "core/online_softmax.hpp"
 #include "cpu/element_access.hpp"
 #include "cpu/thread_pool.hpp"
+#include "cpu/tile_loader.hpp"
+#include "cpu/vector_math.hpp"
 #include "inference/decode_engines.hpp"
 
 namespace flashattn::detail {
@@ -95,8 +97,8 @@ void attend_item(const DecodeParams& p, int b, int kvh, int split, int splits, I
     const int n = std::min(kTile, k1 - c0);
     for (int j = 0; j < n; ++j) {
       const std::int64_t ko = p.k_rows.offset(b, c0 + j, kvh), vo = p.v_rows.offset(b, c0 + j, kvh);
-      for (int d = 0; d < D; ++d) kt[j * D + d] = load_f32(p.k_cache, p.dtype, ko + d);
-      for (int d = 0; d < D; ++d) vt[j * D + d] = load_f32(p.v_cache, p.dtype, vo + d);
+      convert_row(element_ptr(p.k_cache, p.dtype, ko), p.dtype, &kt[static_cast<std::size_t>(j) * D], D);
+      convert_row(element_ptr(p.v_cache, p.dtype, vo), p.dtype, &vt[static_cast<std::size_t>(j) * D], D);
     }
     for (int r = 0; r < rows; ++r) {
       const int t = r / group;
@@ -109,10 +111,7 @@ void attend_item(const DecodeParams& p, int b, int kvh, int split, int splits, I
           s[j] = -INFINITY;
           continue;
         }
-        float dot = 0.f;
-        const float* kr_ = &kt[j * D];
-        for (int d = 0; d < D; ++d) dot += x[d] * kr_[d];
-        float logit = apply_scale_softcap(dot, p.scale, p.softcap);
+        float logit = apply_scale_softcap(dot(x, &kt[static_cast<std::size_t>(j) * D], D), p.scale, p.softcap);
         if (p.alibi_slopes) logit += alibi_bias(slope[r], t, key, Sq, L);
         s[j] = logit * kLog2e;
         tile_max = std::max(tile_max, s[j]);
