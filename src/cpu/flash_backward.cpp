@@ -25,11 +25,11 @@ struct BackwardScratch {
   std::vector<float> q, dout, kt, vt, k, s, t, dp, keep, pt, dst, acc_a, acc_b, row_buf, lse2, drow;
   explicit BackwardScratch(int D)
       : q(Br * D), dout(Br * D), kt(D * Bc), vt(D * Bc), k(Bc * D), s(Br * Bc), t(Br * Bc), dp(Br * Bc),
-        keep(Br * Bc), pt(Bc * Br), dst(Bc * Br), acc_a(std::max(Br, Bc) * D), acc_b(Bc * D), row_buf(D),
+        keep(Br * Bc), pt(Bc * Br), dst(Bc * Br), acc_a(std::max(Br, Bc) * D), acc_b(Bc * D), row_buf(8 * D),
         lse2(Br), drow(Br) {}
   static std::size_t bytes(int D) {
     return sizeof(float) * (2 * Br * D + 2 * D * Bc + Bc * D + 4 * Br * Bc + 2 * Bc * Br + std::max(Br, Bc) * D +
-                            Bc * D + D + 2 * Br);
+                            Bc * D + 8 * D + 2 * Br);
   }
 };
 

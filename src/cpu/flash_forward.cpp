@@ -20,9 +20,9 @@ struct ForwardScratch {
   std::vector<float> q, kt, v, s, keep, o, row_buf;
   std::vector<SoftmaxStats> stats;
   explicit ForwardScratch(int D)
-      : q(Br * D), kt(D * Bc), v(Bc * D), s(Br * Bc), keep(Br * Bc), o(Br * D), row_buf(D), stats(Br) {}
+      : q(Br * D), kt(D * Bc), v(Bc * D), s(Br * Bc), keep(Br * Bc), o(Br * D), row_buf(8 * D), stats(Br) {}
   static std::size_t bytes(int D) {
-    return sizeof(float) * (Br * D + D * Bc + Bc * D + 2 * Br * Bc + Br * D + D) + sizeof(SoftmaxStats) * Br;
+    return sizeof(float) * (Br * D + D * Bc + Bc * D + 2 * Br * Bc + Br * D + 8 * D) + sizeof(SoftmaxStats) * Br;
   }
 };
 

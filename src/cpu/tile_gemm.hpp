@@ -66,9 +66,43 @@ inline void gemm_nn(int M, int N, int K, const float* A, int lda, const float* B
 #endif
 }
 
+#if FLASHATTN_CPU_AVX2
+// B (8 x 8) = A^T, in registers: the strided scalar stores of a plain transpose cost the
+// backward more than its matrix products at head dim 64.
+inline void transpose8x8(const float* A, int lda, float* B, int ldb) {
+  __m256 r[8], t[8];
+  for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(A + k * lda);
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int k = 0; k < 2; ++k) {
+    r[4 * k] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * k + 1] = _mm256_shuffle_ps(t[4 * k], t[4 * k + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[4 * k + 2] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[4 * k + 3] = _mm256_shuffle_ps(t[4 * k + 1], t[4 * k + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int k = 0; k < 4; ++k) {
+    _mm256_storeu_ps(B + k * ldb, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+    _mm256_storeu_ps(B + (k + 4) * ldb, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+  }
+}
+#endif
+
 // B (cols x rows) = A^T for A (rows x cols); lda, ldb row strides.
 inline void transpose(int rows, int cols, const float* A, int lda, float* B, int ldb) {
-  for (int i = 0; i < rows; ++i)
+  int i = 0;
+#if FLASHATTN_CPU_AVX2
+  const int cols8 = cols & ~7;
+  for (; i + 8 <= rows; i += 8) {
+    for (int j = 0; j < cols8; j += 8) transpose8x8(A + i * lda + j, lda, B + j * ldb + i, ldb);
+    for (int k = 0; k < 8; ++k) {
+      const float* a = A + (i + k) * lda;
+      for (int j = cols8; j < cols; ++j) B[j * ldb + i + k] = a[j];
+    }
+  }
+#endif
+  for (; i < rows; ++i)
     for (int j = 0; j < cols; ++j) B[j * ldb + i] = A[i * lda + j];
 }
 

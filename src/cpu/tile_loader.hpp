@@ -66,15 +66,24 @@ inline void load_tile(const void* base, DType t, OffsetFn offset, int rows, int 
 }
 
 // The transpose: dst (D x padded_rows), column r = row r of the tensor; padded columns zero.
+// Eight rows at a time go through row_buf (8 x D floats) and 8 x 8 register transposes.
 template <typename OffsetFn>
 inline void load_tile_transposed(const void* base, DType t, OffsetFn offset, int rows, int padded_rows, int D,
                                  float* row_buf, float* dst, int ld) {
-  for (int r = 0; r < rows; ++r) {
+  int r0 = 0;
+  for (; r0 < rows && r0 + 8 <= padded_rows; r0 += 8) {
+    const int n = rows - r0 < 8 ? rows - r0 : 8;
+    for (int r = 0; r < n; ++r) convert_row(element_ptr(base, t, offset(r0 + r)), t, row_buf + r * D, D);
+    if (n < 8) std::memset(row_buf + n * D, 0, sizeof(float) * (8 - n) * D);
+    transpose(8, D, row_buf, D, dst + r0, ld);
+  }
+  for (int r = r0; r < rows; ++r) {
     convert_row(element_ptr(base, t, offset(r)), t, row_buf, D);
     for (int d = 0; d < D; ++d) dst[d * ld + r] = row_buf[d];
   }
+  const int r_end = rows > r0 ? rows : r0;
   for (int d = 0; d < D; ++d)
-    for (int r = rows; r < padded_rows; ++r) dst[d * ld + r] = 0.f;
+    for (int r = r_end; r < padded_rows; ++r) dst[d * ld + r] = 0.f;
 }
 
 }  // namespace flashattn::detail
