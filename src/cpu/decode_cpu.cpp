@@ -93,12 +93,23 @@ void attend_item(const DecodeParams& p, int b, int kvh, int split, int splits, I
 
   std::vector<float> kt(static_cast<std::size_t>(kTile) * D), vt(static_cast<std::size_t>(kTile) * D);
   std::vector<float> s(static_cast<std::size_t>(kTile));
+  const float* krow[kTile];
+  const float* vrow[kTile];
   for (int c0 = k0; c0 < k1; c0 += kTile) {
     const int n = std::min(kTile, k1 - c0);
+    // fp32 rows are read where they lie; fp16 / bf16 rows are converted once per tile.
     for (int j = 0; j < n; ++j) {
       const std::int64_t ko = p.k_rows.offset(b, c0 + j, kvh), vo = p.v_rows.offset(b, c0 + j, kvh);
-      convert_row(element_ptr(p.k_cache, p.dtype, ko), p.dtype, &kt[static_cast<std::size_t>(j) * D], D);
-      convert_row(element_ptr(p.v_cache, p.dtype, vo), p.dtype, &vt[static_cast<std::size_t>(j) * D], D);
+      if (p.dtype == DType::f32) {
+        krow[j] = static_cast<const float*>(p.k_cache) + ko;
+        vrow[j] = static_cast<const float*>(p.v_cache) + vo;
+      } else {
+        float* kd = &kt[static_cast<std::size_t>(j) * D];
+        float* vd = &vt[static_cast<std::size_t>(j) * D];
+        convert_row(element_ptr(p.k_cache, p.dtype, ko), p.dtype, kd, D);
+        convert_row(element_ptr(p.v_cache, p.dtype, vo), p.dtype, vd, D);
+        krow[j] = kd, vrow[j] = vd;
+      }
     }
     for (int r = 0; r < rows; ++r) {
       const int t = r / group;
@@ -111,7 +122,7 @@ void attend_item(const DecodeParams& p, int b, int kvh, int split, int splits, I
           s[j] = -INFINITY;
           continue;
         }
-        float logit = apply_scale_softcap(dot(x, &kt[static_cast<std::size_t>(j) * D], D), p.scale, p.softcap);
+        float logit = apply_scale_softcap(dot(x, krow[j], D), p.scale, p.softcap);
         if (p.alibi_slopes) logit += alibi_bias(slope[r], t, key, Sq, L);
         s[j] = logit * kLog2e;
         tile_max = std::max(tile_max, s[j]);
@@ -126,7 +137,7 @@ void attend_item(const DecodeParams& p, int b, int kvh, int split, int splits, I
         if (s[j] == -INFINITY) continue;
         const float e = exp2f(s[j] - ss.m);
         ss.l += e;
-        const float* v = &vt[j * D];
+        const float* v = vrow[j];
         for (int d = 0; d < D; ++d) acc[d] += e * v[d];
       }
     }
