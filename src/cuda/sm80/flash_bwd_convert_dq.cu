@@ -9,17 +9,11 @@
 
 #include "cuda/common/cuda_check.cuh"
 #include "cuda/sm80/flash_bwd_sm80.hpp"
+#include "cuda/sm80/fragments_bwd_sm80.cuh"
 #include "cuda/sm80/tile_size_bwd_sm80.hpp"
 
 namespace flashattn::detail::sm80_bwd {
 namespace {
-
-template <typename T>
-__device__ T from_f(float x);
-template <>
-__device__ __half from_f<__half>(float x) { return __float2half_rn(x); }
-template <>
-__device__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
 
 // One block per (q tile, q head, batch), the coordinates from the grid: coalesced 16-byte
 // reads of the tile's accumulator, DqLayout::element (constant divisors only) places each
@@ -49,7 +43,7 @@ __global__ void __launch_bounds__(256)
       for (int r = 0; r < 4; ++r) {
         int row, col;
         DqLayout<D>::element(q4 * 4 + r, row, col);
-        tile[row * kLd + col] = from_f<T>(e[r] * sc.dq_scale);
+        tile[row * kLd + col] = Elem<T>::from_float(e[r] * sc.dq_scale);
       }
     }
     __syncthreads();

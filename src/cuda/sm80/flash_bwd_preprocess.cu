@@ -16,19 +16,13 @@
 #include "core/online_softmax.hpp"
 #include "cuda/common/cuda_check.cuh"
 #include "cuda/sm80/flash_bwd_sm80.hpp"
+#include "cuda/sm80/fragments_bwd_sm80.cuh"
 
 namespace flashattn::detail::sm80_bwd {
 namespace {
 
 constexpr int kPreRows = 64;  // divides every kBlockM, hence seq_pad
 constexpr int kPreThreads = 256;
-
-template <typename T>
-__device__ float to_f(T x);
-template <>
-__device__ float to_f<__half>(__half x) { return __half2float(x); }
-template <>
-__device__ float to_f<__nv_bfloat16>(__nv_bfloat16 x) { return __bfloat162float(x); }
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kPreThreads)
@@ -67,9 +61,9 @@ __global__ void __launch_bounds__(kPreThreads)
           const T* oe = reinterpret_cast<const T*>(&ov);
           const T* de = reinterpret_cast<const T*>(&dv);
 #pragma unroll
-          for (int e = 0; e < 8; ++e) acc += to_f(oe[e]) * to_f(de[e]);
+          for (int e = 0; e < 8; ++e) acc += Elem<T>::to_float(oe[e]) * Elem<T>::to_float(de[e]);
         } else {
-          for (int e = 0; e < 8 && c + e < p.head_dim; ++e) acc += to_f(o[e]) * to_f(d[e]);
+          for (int e = 0; e < 8 && c + e < p.head_dim; ++e) acc += Elem<T>::to_float(o[e]) * Elem<T>::to_float(d[e]);
         }
       }
 #pragma unroll
