@@ -9,6 +9,7 @@
 #include "cpu/scratch_stats.hpp"
 #include "cpu/thread_pool.hpp"
 #include "cpu/tile_loader.hpp"
+#include "cpu/vector_math.hpp"
 #include "cpu/work_list.hpp"
 
 namespace flashattn::detail {
@@ -53,9 +54,8 @@ void forward_tile(const AttentionParams& p, const WorkItem& w, ForwardScratch& s
 
     for (int i = 0; i < M; ++i) {
       float* s = sc.s.data() + i * Bc;
-      const float row_max = *std::max_element(s, s + Bc);
       SoftmaxStats& st = sc.stats[i];
-      const float factor = st.rescale_to(row_max);
+      const float factor = st.rescale_to(row_max(s, Bc));
       float* o = sc.o.data() + i * D;
       if (factor != 1.f)
         for (int d = 0; d < D; ++d) o[d] *= factor;

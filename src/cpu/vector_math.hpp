@@ -49,6 +49,25 @@ inline float exp2_sub_sum(const float* x, float sub, float* y, int n) {
 #endif
 }
 
+// max of x[0, n); n a multiple of 8 on the AVX2 path. Eight lanes side by side: a scalar
+// std::max_element is one chain of dependent compares (~a third of the forward's product time
+// at 64 x 64 tiles). -inf entries (masked keys) are ordinary values here; no NaN reaches it.
+inline float row_max(const float* x, int n) {
+#if FLASHATTN_CPU_AVX2
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  for (int i = 0; i < n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, m);
+  float r = lanes[0];
+  for (int k = 1; k < 8; ++k) r = lanes[k] > r ? lanes[k] : r;
+  return r;
+#else
+  float r = -INFINITY;
+  for (int i = 0; i < n; ++i) r = x[i] > r ? x[i] : r;
+  return r;
+#endif
+}
+
 // sum a[i] * b[i] for i < n. Four independent accumulators: a single chain of dependent FMAs
 // (what the plain loop compiles to without reassociation) runs at a quarter of the FMA rate.
 inline float dot(const float* a, const float* b, int n) {
