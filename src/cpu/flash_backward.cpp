@@ -1,14 +1,16 @@
 // CPU FlashAttention backward. P is recomputed from the saved LSE, never stored.
 //   preprocess: Drow = rowsum(dO * O) per (row, head), O(N) floats;
-//   pass 1, one item per (batch, kv head, 64-key tile): dK and dV accumulate in the
-//           worker's tile buffers over every q tile of every q head of the GQA group;
-//   pass 2, one item per (batch, q head, 64-row q tile): dQ accumulates over kv tiles.
-// Splitting dQ into its own pass recomputes two products per tile but needs no atomics
-// and gives one fixed reduction order: the CPU backward is always deterministic.
+//   then one of two plans (backward_plan.hpp), both with one fixed reduction order:
+//   two_pass: pass 1, one item per (batch, kv head, 64-key tile): dK and dV accumulate in
+//             the worker's tile buffers over every q tile of every q head of the GQA group;
+//             pass 2, one item per (batch, q head, 64-row q tile): dQ accumulates over kv tiles;
+//   one_pass: one item per (batch, kv head): pass 1's walk over its key tiles, adding dS K
+//             into the worker's fp32 dQ rows as it goes (five products per pair, not seven).
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "cpu/backward_plan.hpp"
 #include "cpu/cpu_engine.hpp"
 #include "cpu/score_tile.hpp"
 #include "cpu/scratch_stats.hpp"
@@ -87,28 +89,36 @@ void recompute_tile(const Problem& pr, const ScoreContext& ctx, int r0, int M, i
   }
 }
 
-void dkdv_tile(const Problem& pr, const WorkItem& w, BackwardScratch& sc) {
+// dK and dV of key tile c0 (N keys) of kv head hk, over every q tile of the GQA group's
+// heads, stored to the outputs. With dq_rows (one_pass), also dQ += dS K into the fp32 rows
+// of the group's heads: dq_rows[(h - first head) * seqlen_q + row][D].
+void kv_tile_gradients(const Problem& pr, int b, int hk, const SeqGeometry& g, int c0, BackwardScratch& sc,
+                       float* dq_rows) {
   const AttentionParams& p = pr.p;
-  const int D = p.head_dim, group = p.heads_q / p.heads_kv, hk = w.h;
-  const SeqGeometry g = seq_geometry(p, w.b);
-  const int c0 = w.tile * Bc, N = std::min(Bc, g.seqlen_k - c0);
-  load_tile_transposed(p.k, p.dtype, [&](int r) { return k_offset(p, w.b, g.k_row0, c0 + r, hk); }, N, Bc, D,
-                       sc.row_buf.data(), sc.kt.data(), Bc);
-  load_tile_transposed(p.v, p.dtype, [&](int r) { return v_offset(p, w.b, g.k_row0, c0 + r, hk); }, N, Bc, D,
+  const int D = p.head_dim, group = p.heads_q / p.heads_kv;
+  const int N = std::min(Bc, g.seqlen_k - c0);
+  const auto k_row = [&](int r) { return k_offset(p, b, g.k_row0, c0 + r, hk); };
+  load_tile_transposed(p.k, p.dtype, k_row, N, Bc, D, sc.row_buf.data(), sc.kt.data(), Bc);
+  load_tile_transposed(p.v, p.dtype, [&](int r) { return v_offset(p, b, g.k_row0, c0 + r, hk); }, N, Bc, D,
                        sc.row_buf.data(), sc.vt.data(), Bc);
+  if (dq_rows) load_tile(p.k, p.dtype, k_row, N, Bc, D, sc.k.data(), D);
   float* dk = sc.acc_a.data();
   float* dv = sc.acc_b.data();
   std::fill(dk, dk + Bc * D, 0.f);
   std::fill(dv, dv + Bc * D, 0.f);
   const MaskBounds mb{g.seqlen_q, g.seqlen_k, p.window_left, p.window_right};
   for (int h = hk * group; h < (hk + 1) * group; ++h) {
-    const ScoreContext ctx(p, g, w.b, h);
+    const ScoreContext ctx(p, g, b, h);
     for (int r0 = 0; r0 < g.seqlen_q; r0 += Br) {
       const int M = std::min(Br, g.seqlen_q - r0);
       const TileKind kind = classify_tile(mb, r0, r0 + M, c0, c0 + N);
       if (kind == TileKind::empty) continue;
-      load_q_side(pr, w.b, h, g, r0, M, sc);
+      load_q_side(pr, b, h, g, r0, M, sc);
       recompute_tile(pr, ctx, r0, M, c0, N, kind, sc);
+      // dQ += dS K (before dS is transposed; rows past M are not touched).
+      if (dq_rows)
+        gemm_nn(M, D, Bc, sc.dp.data(), Bc, sc.k.data(), D,
+                dq_rows + (std::size_t(h - hk * group) * g.seqlen_q + r0) * D, D, true);
       // dV += (P * keep)^T dO ; dK += dS^T Q.
       if (p.dropout_p > 0.f)
         for (int i = 0; i < M * Bc; ++i) sc.s[i] *= sc.keep[i];
@@ -119,9 +129,24 @@ void dkdv_tile(const Problem& pr, const WorkItem& w, BackwardScratch& sc) {
     }
   }
   for (int j = 0; j < N; ++j) {
-    store_row(dk + j * D, p.dtype, element_ptr(p.dk, p.dtype, dk_offset(p, w.b, g.k_row0, c0 + j, hk)), D);
-    store_row(dv + j * D, p.dtype, element_ptr(p.dv, p.dtype, dv_offset(p, w.b, g.k_row0, c0 + j, hk)), D);
+    store_row(dk + j * D, p.dtype, element_ptr(p.dk, p.dtype, dk_offset(p, b, g.k_row0, c0 + j, hk)), D);
+    store_row(dv + j * D, p.dtype, element_ptr(p.dv, p.dtype, dv_offset(p, b, g.k_row0, c0 + j, hk)), D);
   }
+}
+
+// one_pass item: every key tile of (b, hk), then the group's dQ rows.
+void kv_head_gradients(const Problem& pr, int b, int hk, BackwardScratch& sc, std::vector<float>& dq_rows) {
+  const AttentionParams& p = pr.p;
+  const int D = p.head_dim, group = p.heads_q / p.heads_kv;
+  const SeqGeometry g = seq_geometry(p, b);
+  const std::size_t n = std::size_t(group) * g.seqlen_q * D;
+  if (dq_rows.size() < n) dq_rows.resize(one_pass_dq_bytes(p) / sizeof(float));
+  std::fill(dq_rows.begin(), dq_rows.begin() + n, 0.f);
+  for (int c0 = 0; c0 < g.seqlen_k; c0 += Bc) kv_tile_gradients(pr, b, hk, g, c0, sc, dq_rows.data());
+  for (int h = hk * group; h < (hk + 1) * group; ++h)
+    for (int i = 0; i < g.seqlen_q; ++i)
+      store_row(dq_rows.data() + (std::size_t(h - hk * group) * g.seqlen_q + i) * D, p.dtype,
+                element_ptr(p.dq, p.dtype, dq_offset(p, b, g.q_row0, i, h)), D);
 }
 
 void dq_tile(const Problem& pr, const WorkItem& w, BackwardScratch& sc) {
@@ -154,6 +179,7 @@ void dq_tile(const Problem& pr, const WorkItem& w, BackwardScratch& sc) {
 
 void cpu_backward(const AttentionParams& p) {
   ThreadPool& pool = ThreadPool::instance();
+  const BackwardPlan plan = choose_backward_plan(p, pool.size());  // may throw: before any write
   const int D = p.head_dim;
   Problem pr{p, nullptr, {}};
   pr.row_base.push_back(0);
@@ -180,10 +206,22 @@ void cpu_backward(const AttentionParams& p) {
   std::vector<BackwardScratch> scratch;
   scratch.reserve(pool.size());
   for (int t = 0; t < pool.size(); ++t) scratch.emplace_back(D);
-  record_cpu_scratch({BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float)});
 
+  if (plan == BackwardPlan::one_pass) {
+    std::vector<std::vector<float>> dq_rows(pool.size());  // sized by the first item a worker takes
+    pool.parallel_for(std::int64_t(p.batch) * p.heads_kv, [&](std::int64_t item, int worker) {
+      kv_head_gradients(pr, static_cast<int>(item / p.heads_kv), static_cast<int>(item % p.heads_kv), scratch[worker],
+                        dq_rows[worker]);
+    });
+    record_cpu_scratch({BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float), one_pass_dq_bytes(p)});
+    return;
+  }
+  record_cpu_scratch({BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float), 0});
   const WorkList kv_tiles(p, p.heads_kv, Bc, /*by_keys=*/true);
-  pool.parallel_for(kv_tiles.size(), [&](std::int64_t item, int worker) { dkdv_tile(pr, kv_tiles[item], scratch[worker]); });
+  pool.parallel_for(kv_tiles.size(), [&](std::int64_t item, int worker) {
+    const WorkItem w = kv_tiles[item];
+    kv_tile_gradients(pr, w.b, w.h, seq_geometry(p, w.b), w.tile * Bc, scratch[worker], nullptr);
+  });
   const WorkList q_tiles(p, p.heads_q, Br, /*by_keys=*/false);
   pool.parallel_for(q_tiles.size(), [&](std::int64_t item, int worker) { dq_tile(pr, q_tiles[item], scratch[worker]); });
 }

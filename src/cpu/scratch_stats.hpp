@@ -1,5 +1,6 @@
 // What the last CPU call allocated beyond its inputs and outputs, so tests can check that
-// scratch stays O(tile) per worker (plus O(N) row statistics in the backward), never O(N^2).
+// scratch stays O(tile) per worker (plus O(N) row statistics in the backward, and O(N d) dQ
+// rows per worker in its one_pass plan), never O(N^2).
 #pragma once
 
 #include <cstddef>
@@ -10,6 +11,7 @@ struct CpuScratchStats {
   std::size_t per_worker_bytes = 0;  // tile buffers of one worker
   int workers = 0;
   std::size_t row_stat_bytes = 0;    // D = rowsum(dO * O), one float per (row, head)
+  std::size_t dq_row_bytes = 0;      // one_pass backward: fp32 dQ rows per worker, O(N d)
 };
 
 CpuScratchStats last_cpu_scratch();
