@@ -68,7 +68,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   using Loop = Mainloop<T, D, kPlain>;
   constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
   static_assert(2 * M <= kThreads, "one thread per LSE2 / Drow row");
-  extern __shared__ uint4 smem_raw[];
+  // 128-byte aligned: after the static BlockBases (64 bytes) the dynamic base sat 64 bytes past a
+  // 128-byte boundary, so each 128-byte row of the cp.async tile copies straddled two and took two
+  // shared-memory wavefronts (Nsight Compute, H200: 50% excessive wavefronts on every LDGSTS).
+  extern __shared__ __align__(128) uint4 smem_raw[];
   T* sK = reinterpret_cast<T*>(smem_raw);
   T* sV = sK + N * D;
   T* sQ0 = sV + N * D;  // stages x (Q, dO), then P, dS
@@ -111,7 +114,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Per-block bases and bounds of the q side, kept in shared memory: the step loop re-reads
   // them after each barrier instead of holding them in registers next to dK / dV.
   __shared__ BlockBases<T> sb;
-  static_assert(sizeof(BlockBases<T>) <= 64, "kStaticSmem of flash_bwd_launch.cu");
+  static_assert(sizeof(BlockBases<T>) <= 64, "kStaticSmem of flash_bwd_launch.cu (with the padding to 128)");
   if (tid == 0) {
     const int h0 = hkv * group;
     sb.q = static_cast<const T*>(p.q) +
@@ -178,7 +181,7 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // The step's head within the group and q tile, advanced without a division per step.
   int stage = 0, dh = 0, i = i_lo;
-  for (int step = 0; step < (kReloadBounds ? sb.steps : steps); ++step) {
+  for (int step = 0, more = steps > 0; more; ++step) {
     ptx::cp_async_wait_group<0>();
     __syncthreads();
     auto issue_next = [&] {
@@ -219,13 +222,22 @@ __global__ void __launch_bounds__(kThreads, 1)
                        ptx::smem_addr(sdS),
                        ptx::smem_addr(sRows + stage * 2 * M),
                        ptx::smem_addr(sRows + stage * 2 * M + M)};
-    Loop::step(p, mbs, st, sr, lanes, head_dim, acc, tid, issue_next);
-    if (++i == (kReloadBounds ? sb.i_hi : i_hi)) {
-      i = kReloadBounds ? sb.i_lo : i_lo;
-      ++dh;
-    }
+    // The next step's q tile and whether there is one, formed before the dQ product (the step
+    // calls before_dq): read from shared memory after the dQ reds, the bounds waited for the reds
+    // to drain, whose source registers the LDS reused (Nsight Compute, H200: 4-6% of the stall
+    // samples on the loop's last compares at D = 64 and 256).
+    int next_i = i, next_dh = dh;
+    auto before_dq = [&] {
+      const bool wrap = i + 1 == (kReloadBounds ? sb.i_hi : i_hi);
+      next_i = wrap ? (kReloadBounds ? sb.i_lo : i_lo) : i + 1;
+      next_dh = wrap ? dh + 1 : dh;
+      more = step + 1 < (kReloadBounds ? sb.steps : steps);
+    };
+    Loop::step(p, mbs, st, sr, lanes, head_dim, acc, tid, issue_next, before_dq);
+    i = next_i;
+    dh = next_dh;
     if (n_stages == 1) {
-      if (step + 1 < (kReloadBounds ? sb.steps : steps)) {
+      if (more) {
         __syncthreads();
         issue_q_side(dh, i, 0);
         ptx::cp_async_commit_group();

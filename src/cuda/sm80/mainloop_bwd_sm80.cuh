@@ -113,11 +113,12 @@ struct Mainloop {
   };
 
   // issue_next(): issues the next stage's loads (every thread takes part); called once, at
-  // kIssueAt.
-  template <typename Issue>
+  // kIssueAt. before_dq(): the kernel's next-step bookkeeping, called once before the dQ product
+  // (so its shared-memory reads do not queue behind the dQ reds).
+  template <typename Issue, typename BeforeDq>
   __device__ static void step(const AttentionParams& p, const MaskBounds& mask, const StepTiles& tiles,
                               const StepRows& sr, const Lanes& ln, int head_dim, KvAccum<D>& acc,
-                              int tid, Issue&& issue_next) {
+                              int tid, Issue&& issue_next, BeforeDq&& before_dq) {
     // Tile addresses pass through an opaque move each step: the operand addresses derived
     // from them are then formed next to their loads rather than hoisted out of the q-tile
     // loop, where dozens of them would compete with dK / dV for registers.
@@ -327,6 +328,7 @@ struct Mainloop {
     }
 
     // ------------------------------------------------------------- dQ += dS K
+    before_dq();
     if (sr.sem != nullptr) {
       // Deterministic mode: kv tiles add into this q tile one at a time, in key order.
       if (tid == 0)

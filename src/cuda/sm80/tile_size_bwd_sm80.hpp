@@ -179,6 +179,55 @@
 //   - the loads issued before the dV product (after the middle barrier): 0.97-1.00.
 //   - the loads issued after the dK product (before dQ): d64 0.99-1.01, d128 0.995-1.01 (noise),
 //     d256 0.978-0.991.
+// Round 7 (H200, bf16, same shapes; variants built from the same library with only the backward
+// objects swapped, best of 2-3 interleaved runs per call, FA2 = torch FLASH_ATTENTION in each call).
+// Ablations of the round-6 code (timing only, wrong results; d64 / d128 / d256 at 16k, non-causal,
+// TFLOP/s): as is 280 / 313 / 256; full-tile exponentials replaced by the argument 290 / 317 / 257;
+// no dQ red.add 305 / 338 / 295; no next-stage Q / dO loads 299 / 332 / 277; no P / dS stores (the
+// compiler then drops the whole P / dS body) 316 / 326 / 257.
+// Nsight Compute (d64 and d256, 16k, non-causal; ours / FA2): d64 35.2M / 34.1M cycles, IPC 1.22 /
+// 1.32, tensor pipe 44.8 / 46.2%. Only our cp.async copies had excessive shared wavefronts (50%
+// of theirs; 4.5% of all shared wavefronts at d64, 7.5% at d256; FA2 none): the static BlockBases
+// put the dynamic base 64 bytes past a 128-byte boundary. The top stall samples after the dQ reds:
+// the loop's last compares waited for their shared-memory reads of the bounds (d64: 4.3% + 2.2%
+// short scoreboard; d256: the LDS.128 4.2% long scoreboard, its destination being the reds'
+// source registers, which stay locked until the LSU has read them).
+// Kept (call 3; ours / FA2 at 1k..16k, round-6 code "cur" in the same run):
+//   + dynamic shared memory 128-byte aligned (flash_bwd_kernel.cuh; kStaticSmem 128): no excessive
+//     wavefronts; d64 +0.1-0.4%, d128 +0.3-0.6%, d256 +1.6-2.1%
+//   + the next step's q tile, head and loop condition formed before the dQ product (the kernel's
+//     before_dq, called by the step): with the alignment
+//     d64  non-causal 1.025 1.001 1.003 0.989 0.989 (cur 1.010 0.985 0.988 0.976 0.976)
+//     d128 non-causal 1.063 1.047 1.038 1.050 1.041 (cur 1.043 1.024 1.022 1.030 1.022)
+//     d256 non-causal 1.053 1.029 1.031 1.030 1.008 (cur 1.021 0.998 0.998 0.999 0.979)
+//     causal: d64 1.034-1.049 (cur 1.020-1.034), d128 1.020-1.071, d256 1.036-1.076
+// Final (the CMake build of this code, sm_90a SASS identical to the measured variant; one call,
+// TFLOP/s round 6 / round 7 / FA2 at 1k..16k):
+//   d64  non-causal 215/219/206 245/248/246 263/266/266 272/276/280 280/282/288
+//        causal     159/162/152 203/206/198 236/240/233 260/264/254 279/283/274
+//   d128 non-causal 239/245/228 274/280/267 295/301/292 306/312/298 313/318/306
+//        causal     175/177/166 223/227/216 258/263/256 284/289/283 311/317/313
+//   d256 non-causal 204/210/200 229/236/229 244/251/246 252/259/252 256/263/258
+//        causal     156/161/146 192/198/187 221/227/217 248/255/242 258/266/256
+//   ours / FA2: d64 non-causal 1.063 1.012 1.000 0.988 0.980 (8k / 16k still under FA2), every
+//   other cell 1.013-1.102.
+// Rejected in round 7 (spill-free unless said):
+//   - a share of the full-tile exponentials on the FMA pipe (2^x as a degree-5 polynomial with the
+//     exponent added to the bits, relative error 2.3e-7 like ex2.approx): the P / dS phase is not
+//     MUFU-bound. One in 16 per lane: d64 +0.4-0.7% over round 6 in two calls, +0.5% over the
+//     alignment alone, but -0.4..-0.7% over the dQ-target variant below, and d128 -0.5..-0.8%;
+//     one in 8: d64 -0.6..-1.1%; one in 4: -0.3..-0.5%.
+//   - D = 64: P computed in place of S right after the S product, in the basic block of dP (or
+//     one m-tile of P per k-slice of dP), so the exponentials overlap the dP mma: spills 32-56
+//     bytes (40 with the per-k-slice interleave; 92 with the dQ pointers also formed late).
+//   - the next step's rows and `partial` also formed before the dQ reds, the mask / kv extent /
+//     dQ target read from shared memory where used: the locked red source registers only moved to
+//     the first address instruction of the step (3.5% long scoreboard) and the first ldmatrix
+//     (4.5% at the barrier); vs the kept form d64 -0.8..-1.0%, d256 -0.5..-0.7%, d128 -0.2%.
+//   - sm_90, D <= 128: dQ stored to a shared fp32 tile and added by one cp.reduce.async.bulk
+//     .add.f32 per warp (4 KB, DqLayout order, no register held by the LSU; deterministic mode
+//     keeping the reds): correct (647 tests, memcheck clean) but d64 -5..-7%, d128 -6..-8%
+//     (16k: 265 vs 283, 291 vs 318).
 
 #pragma once
 
