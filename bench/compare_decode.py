@@ -5,6 +5,10 @@
     decode_bench > ours.csv                  # examples/decode_bench (C++, flashattn)
     python3 bench/compare_decode.py --ours ours.csv > decode_table.md
 
+--variant NAME=FILE (repeatable) adds other decode_bench runs of the same session (e.g. a build
+of another version of the kernel) as a second table of graph and eager times beside cuDNN's,
+measured once for both tables.
+
 GB/s = K+V bytes of the cache (2 * B * Sk * Hkv * D * 2) / median CUDA-event time, the anchors'
 convention. The cache is a (B, Sk, Hkv, D) tensor passed to SDPA as its (B, Hkv, Sk, D) view with
 enable_gqa=True (no copy, no expansion); each call reads a different copy of the cache so that
@@ -81,9 +85,17 @@ def bench_sdpa(backend, B, Sk, sq=1, iters=30):
     return ms * 1e3, 2 * kv_bytes / (ms * 1e-3) / 1e9, note, graph_us
 
 
+def load_csv(path):
+    with open(path) as f:
+        lines = f.read().splitlines()
+    body = [l for l in lines if l and not l.startswith("#")]
+    return {(r["layout"], int(r["batch"]), int(r["seqlen_k"]), int(r["seqlen_q"])): r for r in csv.DictReader(body)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ours", required=True)
+    ap.add_argument("--variant", action="append", default=[], help="NAME=FILE, another decode_bench CSV")
     args = ap.parse_args()
     header, rows = [], []
     with open(args.ours) as f:
@@ -109,11 +121,14 @@ def main():
     fmt = lambda x, n="": f"{x:.1f}" if x is not None else n
     fmtg = lambda x, n="": f"{x:.0f}" if x is not None else n
     ratio = lambda a, b: f"{a / b:.2f}" if a and b else "n/a"
+    variants = [("ours", ours)] + [(v.split("=", 1)[0], load_csv(v.split("=", 1)[1])) for v in args.variant]
+    cudnn = {}
     for B, Sk in shapes:
         c = ours[("contiguous", B, Sk, 1)]
         p16 = ours.get(("paged16", B, Sk, 1))
         p256 = ours.get(("paged256", B, Sk, 1))
         cu_us, cu_gb, cu_note, cu_g = bench_sdpa(SDPBackend.CUDNN_ATTENTION, B, Sk)
+        cudnn[(B, Sk)] = (cu_us, cu_g)
         fa_us, fa_gb, fa_note, fa_g = bench_sdpa(SDPBackend.FLASH_ATTENTION, B, Sk)
         us, g_us = float(c["us"]), float(c["graph_us"]) or None
         print(f"| {B} | {Sk} | {c['splits']} | {us:.1f} | {c['GBps']} | {c['graph_us']} | {c['graph_GBps']} | "
@@ -122,6 +137,28 @@ def main():
               f"{fmt(fa_us, fa_note)} | {fmtg(fa_gb)} | {fmt(fa_g, fa_note)} | {ratio(cu_us, us)} | {ratio(cu_g, g_us)} | "
               f"{ratio(fa_us, us)} |")
         sys.stdout.flush()
+    if len(variants) > 1:
+        print()
+        print("Same run, every decode_bench variant beside cuDNN: graph µs (contiguous / paged16 / paged256), "
+              "eager µs (contiguous), and cuDNN graph µs / variant graph µs (> 1: flashattn faster).")
+        print()
+        print("| batch | seqlen_k | cuDNN graph µs | cuDNN µs | " +
+              " | ".join(f"{n} graph µs (c/p16/p256) | {n} µs | {n} vs cuDNN (graph)" for n, _ in variants) + " |")
+        print("|---|---|---|---|" + "---|---|---|" * len(variants))
+        for B, Sk in shapes:
+            cu_us, cu_g = cudnn[(B, Sk)]
+            cells = []
+            for n, v in variants:
+                c = v.get(("contiguous", B, Sk, 1))
+                p16 = v.get(("paged16", B, Sk, 1))
+                p256 = v.get(("paged256", B, Sk, 1))
+                if c is None:
+                    cells.append(" | | ")
+                    continue
+                g = float(c["graph_us"]) or None
+                cells.append(f"{c['graph_us']} / {p16['graph_us'] if p16 else ''} / {p256['graph_us'] if p256 else ''} | "
+                             f"{c['us']} | {ratio(cu_g, g)}")
+            print(f"| {B} | {Sk} | {fmt(cu_g)} | {fmt(cu_us)} | " + " | ".join(cells) + " |")
     multi = [r for k, r in ours.items() if k[3] != 1]
     if multi:
         print()

@@ -54,4 +54,41 @@ inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
   return choose_num_splits(ctas, sms, key_tiles, one_wave);
 }
 
+// ---- Tried and rejected: spreading the work over every SM (H200, GQA 32/8, d128, bf16, one
+// token, CUDA-graph us per call, contiguous cache; each line one session, same run as the
+// baseline; the code of each lives in that session's report, not here).
+// The large-batch rows lose 1-3% to cuDNN with grids of equal CTAs that leave SMs idle (128
+// CTAs on 132 SMs) or a part-filled last wave; three ways to give all 132 SMs work were built
+// (a CTA walks several "segments" = pairs or parts of pairs, one K/V pipeline running through
+// them, the stage the last tile freed holding the epilogue's O rows, the next pair's Q loaded
+// into registers during the epilogue; parts merged by the last CTA of each pair) and lost:
+// (In brackets: this kernel and split grid, unchanged, in the same run.)
+// - stream-K, CTA c taking units [c*W/G, (c+1)*W/G) of the flat (pair, 32-key granule) space,
+//   G = 132: 1 x 64k 90.9 (69.5), 8 x 8k 80.5 (69.9), 16 x 16k 265.2 (250.7), 32 x 4k 139.0
+//   (129.3), 64 x 16k 1010 (967).
+// - the same in bands that keep the KV heads of a batch row in phase (one CTA per head per
+//   band, 16 bands x 8 heads + 4 spare CTAs doing 2 heads of a last band): 1 x 64k 95.2 with
+//   32-key granules (67.0), 83.0 with 128-key granules (66.9), 16 x 16k 252.2 (239.9).
+// - a dynamic queue (one CTA per SM, each taking its next (pair, split) item from an atomic
+//   counter): 1 x 64k, 16 splits = one item per CTA 73.6, 32 splits 85.7, 64 splits 94.2
+//   (68.3); 16 x 16k, 1 split 244.9, 2 splits 258.2, 4 splits 261.3, 8 splits 274.0 (243.8).
+//   The segment-walking kernel itself, run as the plain split grid, was 0.5-30% slower than
+//   this one (16 x 16k 244.9 vs 243.8, 1 x 64k 73.8 vs 68.3, 1 x 8k 20.0 vs 15.4); why was
+//   not found (its main loop had ~8% more instructions before the refill's copies).
+// The dynamic rows show the cost: every extra segment a CTA walks adds ~6-13 us. The likely
+// cause (not isolated): the epilogue's barriers, the next Q's load, the arrival atomic, a merge
+// and the next pair's length load wait in turn while no K/V copy is issued (copies are issued
+// only from the main loop, and the 3-stage ring has no free stage while the epilogue holds
+// one). ncu (1 x 64k, splits, this kernel): elapsed 140k cycles against 111k active cycles on
+// the average SM (114k on the 128 busy ones), which suggests the tail of a one-wave grid is
+// its SMs streaming at different rates more than the 4 idle SMs; balancing that needs segment
+// changes that cost well under a microsecond (e.g. a producer warp that keeps copying through
+// the epilogue, or a fourth stage), for which this kernel's 208 KB, one-CTA-per-SM layout has
+// no room.
+// Also measured, same sessions: issuing Q's copies before cache_seqlens is read (batch 1 x 4k,
+// three alternating runs): 11.8-11.9 us against 11.6-11.7, no gain. Split counts around this
+// heuristic's (graph us): batch 1 x 4k, 8 / 11 / 16 / 22 / 32 splits: 13.3 / 12.4 / 11.7 / 15.7
+// / 18.0; x 8k, 11 / 16 / 22 / 32: 16.6 / 15.3 / 23.0 / 21.2; batch 8 x 8k, 1 / 2 / 3: 90.6 /
+// 67.9 / 81.0 (a second wave costs more than it spreads).
+
 }  // namespace flashattn::detail::decode
