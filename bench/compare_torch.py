@@ -140,6 +140,10 @@ def training_case(args, timer, hdim, causal, seqlen):
                     fwd()
 
             def fwd_bwd(fwd=fwd, grad=grad):
+                # Fresh gradients each call: accumulating into .grad would add three elementwise
+                # adds per call to what is timed (on the CPU, OpenMP-parallel ones whose spinning
+                # workers then compete with the next call's threads).
+                q.grad = k.grad = v.grad = None
                 torch.autograd.backward(fwd(), grad, inputs=[q, k, v])
 
             b = best[name]
