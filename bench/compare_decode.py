@@ -28,7 +28,7 @@ HQ, HKV, D = 32, 8, 128
 GRAPH_CALLS = 20
 
 
-def bench_sdpa(backend, B, Sk, sq=1, iters=30):
+def bench_sdpa(backend, B, Sk, sq=1, iters=30, D=D):
     kv_bytes = B * Sk * HKV * D * 2
     copies = max(1, (512 << 20) // (2 * kv_bytes) + 1)
     ks = [torch.randn(B, Sk, HKV, D, device="cuda", dtype=torch.bfloat16) for _ in range(copies)]
@@ -169,6 +169,23 @@ def main():
         for r in multi:
             print(f"| {r['batch']} | {r['seqlen_k']} | {r['seqlen_q']} | {r['splits']} | {r['us']} | {r['GBps']} | "
                   f"{r['graph_us']} | {r['graph_GBps']} |")
+    d256 = sorted((k[1], k[2]) for k in ours if k[0] == "contiguous_d256")
+    if d256:
+        print()
+        print("Head dim 256 (GQA 32/8, bf16, one token, contiguous), same run:")
+        print()
+        print("| batch | seqlen_k | splits | flashattn µs | graph µs | graph GB/s | cuDNN µs | cuDNN graph µs | fa2 µs "
+              "| fa2 graph µs | vs cuDNN (graph) | vs fa2 (graph) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for B, Sk in d256:
+            r = ours[("contiguous_d256", B, Sk, 1)]
+            cu_us, _, cu_note, cu_g = bench_sdpa(SDPBackend.CUDNN_ATTENTION, B, Sk, D=256)
+            fa_us, _, fa_note, fa_g = bench_sdpa(SDPBackend.FLASH_ATTENTION, B, Sk, D=256)
+            g = float(r["graph_us"]) or None
+            print(f"| {B} | {Sk} | {r['splits']} | {r['us']} | {r['graph_us']} | {r['graph_GBps']} | "
+                  f"{fmt(cu_us, cu_note)} | {fmt(cu_g, cu_note)} | {fmt(fa_us, fa_note)} | {fmt(fa_g, fa_note)} | "
+                  f"{ratio(cu_g, g)} | {ratio(fa_g, g)} |")
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 // Decode speed on the GPU: flashattn::forward_with_kvcache over a contiguous cache and paged
 // caches (block size 16 and 256) for the anchor shapes (GQA 32/8, head dim 128, bf16, one new
-// token), plus the device's copy bandwidth measured in the same run. Prints CSV:
+// token; a few rows at head dim 256), plus the device's copy bandwidth measured in the same run.
+// Prints CSV:
 //   layout,batch,seqlen_k,seqlen_q,splits,us,GBps
 // GB/s counts the K and V bytes the call must read once (2 * B * Sk * Hkv * D * 2) over the
 // median CUDA-event time. Caches are cycled through enough copies to exceed the L2, so every
@@ -32,7 +33,8 @@ using namespace flashattn;
 
 namespace {
 
-constexpr int kHq = 32, kHkv = 8, kD = 128;
+constexpr int kHq = 32, kHkv = 8;
+int g_head_dim = 128;  // 256 for the last rows (layout contiguous_d256)
 
 void fill_random(void* dst, std::size_t bytes) {
   static std::vector<std::uint16_t> pattern;
@@ -93,6 +95,7 @@ constexpr int kGraphCalls = 20;
 // layout behind a block table (tells the table's cost from the scattered pages' cost).
 // num_splits 0: the library's heuristic.
 Result bench(int B, int Sk, int Sq, int block_size, int iters, bool in_order = false, int num_splits = 0) {
+  const int kD = g_head_dim;
   const std::size_t kv_bytes = std::size_t(B) * Sk * kHkv * kD * 2;  // one of K or V
   const int copies = static_cast<int>(std::max<std::size_t>(1, (std::size_t(512) << 20) / (2 * kv_bytes) + 1));
   const int max_blocks = block_size ? (Sk + block_size - 1) / block_size : 0;
@@ -223,7 +226,7 @@ int main(int argc, char** argv) {
     for (int bs : {0, 16, 256}) {
       const int sq = 1;
       const Result r = bench(s[0], s[1], sq, bs, 30);
-      const double kvb = 4.0 * s[0] * s[1] * kHkv * kD;
+      const double kvb = 4.0 * s[0] * s[1] * kHkv * g_head_dim;
       std::printf("%s,%d,%d,%d,%d,%.1f,%.0f,%.1f,%.0f\n", bs ? ("paged" + std::to_string(bs)).c_str() : "contiguous",
                   s[0], s[1], sq, r.splits, r.us, r.gbps, r.graph_us, r.graph_us > 0 ? kvb / r.graph_us / 1e3 : 0.0);
       std::fflush(stdout);
@@ -231,9 +234,17 @@ int main(int argc, char** argv) {
   // Multi-token decode (speculative / chunked): 4 query tokens.
   for (auto& s : {std::pair{8, 8192}, std::pair{1, 65536}}) {
     const Result r = bench(s.first, s.second, 4, 0, 30);
-    const double kvb = 4.0 * s.first * s.second * kHkv * kD;
+    const double kvb = 4.0 * s.first * s.second * kHkv * g_head_dim;
     std::printf("contiguous,%d,%d,4,%d,%.1f,%.0f,%.1f,%.0f\n", s.first, s.second, r.splits, r.us, r.gbps, r.graph_us,
                 r.graph_us > 0 ? kvb / r.graph_us / 1e3 : 0.0);
+  }
+  // Head dim 256 (its own tile: four warps, 64-key stages), one token, contiguous cache.
+  g_head_dim = 256;
+  for (auto& s : {std::pair{1, 8192}, std::pair{8, 8192}, std::pair{32, 4096}}) {
+    const Result r = bench(s.first, s.second, 1, 0, 30);
+    const double kvb = 4.0 * s.first * s.second * kHkv * g_head_dim;
+    std::printf("contiguous_d256,%d,%d,1,%d,%.1f,%.0f,%.1f,%.0f\n", s.first, s.second, r.splits, r.us, r.gbps,
+                r.graph_us, r.graph_us > 0 ? kvb / r.graph_us / 1e3 : 0.0);
   }
   return 0;
 }
