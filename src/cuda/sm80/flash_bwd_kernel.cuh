@@ -6,7 +6,11 @@
 // before it have added into a q tile) relies on that and cannot deadlock.
 #pragma once
 
+#include <cuda.h>  // CUtensorMap
+
+#include "cuda/ptx/cp_async_bulk.cuh"
 #include "cuda/ptx/cp_async_ca.cuh"
+#include "cuda/ptx/mbarrier.cuh"
 #include "cuda/sm80/mainloop_bwd_sm80.cuh"
 
 namespace flashattn::detail::sm80_bwd {
@@ -61,9 +65,27 @@ inline constexpr bool kReloadBounds = false;
 inline constexpr bool kRowsBy4 = false;
 #endif
 
-template <typename T, int D, bool kPlain>
+// sm_90, D = 64: the q side (Q, dO, LSE2, Drow) of each step as bulk copies (TMA) that one
+// thread issues, completing on a per-stage mbarrier, instead of 9 cp.async per thread with their
+// 64-bit address maths and row predicates. A 128-byte Q / dO row is one 128-byte swizzle span,
+// and the TMA's 128-byte swizzle (16-byte chunk XOR row % 8 within 1024-byte blocks) is swz<64>'s
+// pattern, so the tiles land as the cp.async path lays them out (1024-byte aligned stages).
+// Set by the host for the plain kernel on padded batches with 16-byte aligned rows and two stages
+// (bwd_tma_maps; else enabled = 0 and the cp.async kernel runs). H200: d64 +3-5% (tile_size_bwd_sm80.hpp).
+struct BwdTma {
+  CUtensorMap q, dout;  // dims (head_dim, seqlen_q, heads_q, batch), box (64, kBlockM, 1, 1)
+  int enabled;
+};
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+inline constexpr bool kTmaArch = true;
+#else
+inline constexpr bool kTmaArch = false;
+#endif
+
+template <typename T, int D, bool kPlain, bool kTma>
 __global__ void __launch_bounds__(kThreads, 1)
-    flash_bwd_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc) {
+    flash_bwd_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc,
+                     const __grid_constant__ BwdTma tm) {
   using Tile = BwdTile<D>;
   using Loop = Mainloop<T, D, kPlain>;
   constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
@@ -72,7 +94,10 @@ __global__ void __launch_bounds__(kThreads, 1)
   // 128-byte boundary, so each 128-byte row of the cp.async tile copies straddled two and took two
   // shared-memory wavefronts (Nsight Compute, H200: 50% excessive wavefronts on every LDGSTS).
   extern __shared__ __align__(128) uint4 smem_raw[];
-  T* sK = reinterpret_cast<T*>(smem_raw);
+  constexpr bool tma = kTmaArch && D == 64 && kTma;
+  // The bulk copies' swizzle needs 1024-byte aligned tiles: the host adds 1024 bytes then.
+  const std::uint32_t pad = tma ? (1024u - (ptx::smem_addr(smem_raw) & 1023u)) & 1023u : 0u;
+  T* sK = reinterpret_cast<T*>(reinterpret_cast<char*>(smem_raw) + pad);
   T* sV = sK + N * D;
   T* sQ0 = sV + N * D;  // stages x (Q, dO), then P, dS
   const int n_stages = sc.stages;
@@ -114,8 +139,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   // Per-block bases and bounds of the q side, kept in shared memory: the step loop re-reads
   // them after each barrier instead of holding them in registers next to dK / dV.
   __shared__ BlockBases<T> sb;
-  static_assert(sizeof(BlockBases<T>) <= 64, "kStaticSmem of flash_bwd_launch.cu (with the padding to 128)");
+  __shared__ std::uint64_t mbar[2];  // TMA path: stage s's q side landed
+  static_assert(sizeof(BlockBases<T>) + sizeof(mbar) <= 128, "kStaticSmem of flash_bwd_launch.cu");
   if (tid == 0) {
+    if (tma) {
+      ptx::mbarrier_init(ptx::smem_addr(&mbar[0]), 1);
+      ptx::mbarrier_init(ptx::smem_addr(&mbar[1]), 1);
+      ptx::fence_mbarrier_init();
+    }
     const int h0 = hkv * group;
     sb.q = static_cast<const T*>(p.q) +
            bshd_offset(varlen, p.q_batch_stride, p.q_row_stride, p.q_head_stride, b, geo.q_row0, 0, h0);
@@ -134,8 +165,22 @@ __global__ void __launch_bounds__(kThreads, 1)
   }
   __syncthreads();
 
-  // Issues the cp.async loads of the Q, dO, LSE2 and Drow of q tile i of head h0 + dh.
+  // Issues the loads of the Q, dO, LSE2 and Drow of q tile i of head h0 + dh (cp.async, or TMA).
   auto issue_q_side = [&](int dh, int i, int stage) {
+    if (tma) {
+      if (threadIdx.x == 0) {
+        const BlockBases<T> bb = sb;
+        const std::uint32_t bar = ptx::smem_addr(&mbar[stage]);
+        T* sQ = sQ0 + stage * 2 * M * D;
+        ptx::mbarrier_arrive_expect_tx(bar, 2u * M * D * sizeof(T) + 2u * M * sizeof(float));
+        ptx::cp_async_bulk_tensor_4d_g2s(ptx::smem_addr(sQ), &tm.q, 0, i * M, bb.h0 + dh, bb.b, bar);
+        ptx::cp_async_bulk_tensor_4d_g2s(ptx::smem_addr(sQ + M * D), &tm.dout, 0, i * M, bb.h0 + dh, bb.b, bar);
+        const std::int64_t hrow = bb.scratch_row0 + std::int64_t(dh) * sc.rows_alloc + i * M;
+        ptx::cp_async_bulk_g2s(ptx::smem_addr(sRows + stage * 2 * M), sc.lse2 + hrow, M * sizeof(float), bar);
+        ptx::cp_async_bulk_g2s(ptx::smem_addr(sRows + stage * 2 * M + M), sc.drow + hrow, M * sizeof(float), bar);
+      }
+      return;
+    }
     // At D = 64 the copies' per-thread offsets, hoisted out of the step loop once the issue
     // moved into the step (Loop::kIssueAt), were one register too many (4-byte spill): they
     // are formed per issue from an opaque thread id there.
@@ -181,8 +226,13 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   // The step's head within the group and q tile, advanced without a division per step.
   int stage = 0, dh = 0, i = i_lo;
+  std::uint32_t parity = 0;  // TMA path: bit s = the parity of stage s's next phase
   for (int step = 0, more = steps > 0; more; ++step) {
     ptx::cp_async_wait_group<0>();
+    if (tma) {
+      ptx::mbarrier_wait_parity(ptx::smem_addr(&mbar[stage]), (parity >> stage) & 1u);
+      parity ^= 1u << stage;
+    }
     __syncthreads();
     auto issue_next = [&] {
       if (n_stages == 2 && step + 1 < (kReloadBounds ? sb.steps : steps)) {

@@ -100,7 +100,7 @@ void sm80_backward(const AttentionParams& p) {
   int smem_optin = 0;
   FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
   int stages = 2;
-  constexpr std::size_t kStaticSmem = 128;  // the kernel's BlockBases, padded to the 128-byte aligned dynamic base
+  constexpr std::size_t kStaticSmem = 128;  // the kernel's BlockBases and mbarriers, padded to the 128-byte aligned dynamic base
   if (bwd_smem_bytes(dpad, 2) + kStaticSmem > std::size_t(smem_optin)) stages = 1;
   if (bwd_smem_bytes(dpad, 1) + kStaticSmem > std::size_t(smem_optin))
     throw Error(Error::Kind::unsupported, "",

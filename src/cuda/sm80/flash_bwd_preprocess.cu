@@ -68,11 +68,14 @@ __global__ void __launch_bounds__(kPreThreads)
       }
 #pragma unroll
       for (int off = kTpr / 2; off > 0; off >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, off);
-      if (live && tid % kTpr == 0) {
+      if (tid % kTpr == 0) {
+        // Rows past the sequence end as well (+inf, 0: P = dS = 0 there), so the main kernel may
+        // read every row of a q tile without a row predicate (sm_90).
         const std::int64_t w = srow0 + (row - r_base);
         sc.drow[w] = acc;
-        const float lse = p.lse[(varlen ? 0 : b * p.lse_batch_stride) + h * p.lse_head_stride +
-                                (g.q_row0 + row) * p.lse_row_stride];
+        const float lse = live ? p.lse[(varlen ? 0 : b * p.lse_batch_stride) + h * p.lse_head_stride +
+                                       (g.q_row0 + row) * p.lse_row_stride]
+                               : -INFINITY;
         sc.lse2[w] = lse == -INFINITY ? INFINITY : lse * kLog2e;
       }
     }

@@ -81,6 +81,11 @@ struct Mainloop {
   // instead of delaying the first ldmatrix (H200: +1.5-3% at D = 64 / 128, +4-5% at D = 256).
   // sm_80's interleaved dK / dV product has no such point. See tile_size_bwd_sm80.hpp.
   static constexpr int kIssueAt = kSplitKv ? 2 : 0;
+  // sm_90, D <= 128: each q row's LSE2 / Drow read without a row predicate. The preprocess writes
+  // every scratch row (+inf / 0 past the sequence end, so P = dS = 0 there) and the sm_90 kernel
+  // loads all kBlockM rows of a tile (kRowsBy4, TMA); sm_80 zero-fills them (cp.async), so it keeps
+  // the predicate. H200: d64 +2-3% together with the TMA loads, d128 +0.5%; d256 -1.5%, so it keeps it.
+  static constexpr bool kRowsUnpredicated = kStMatrix && D <= 128;
   // m-tiles of S / dP per pass (see step): as many as fit next to dK / dV without spilling.
   static constexpr int kSPassM = D == 64 && kPlain    ? 4
                                  : D == 128 && !kPlain ? 1
@@ -112,7 +117,7 @@ struct Mainloop {
     }
   };
 
-  // issue_next(): issues the next stage's loads (every thread takes part); called once, at
+  // issue_next(): issues the next stage's loads (every thread calls it); called once, at
   // kIssueAt. before_dq(): the kernel's next-step bookkeeping, called once before the dQ product
   // (so its shared-memory reads do not queue behind the dQ reds).
   template <typename Issue, typename BeforeDq>
@@ -173,8 +178,9 @@ struct Mainloop {
           for (int h = 0; h < 2; ++h) {
             const int row_l = row0 + (mp + mt) * 16 + h * 8 + g;  // tile-local row
             const int row = sr.r0 + row_l;
-            const float lse2 = row_l < sr.rows_valid ? ptx::ld_shared_f32(st.lse2 + 4 * row_l) : INFINITY;
-            const float drow = row_l < sr.rows_valid ? ptx::ld_shared_f32(st.drow + 4 * row_l) : 0.f;
+            const bool row_ok = kRowsUnpredicated || row_l < sr.rows_valid;
+            const float lse2 = row_ok ? ptx::ld_shared_f32(st.lse2 + 4 * row_l) : INFINITY;
+            const float drow = row_ok ? ptx::ld_shared_f32(st.drow + 4 * row_l) : 0.f;
             KeyRange kr{0, 0};
             if (kMasked) {
               kr = mask.keys_of_row(row);

@@ -8,7 +8,8 @@
 // dO (kBlockM x D) and the P / dS tiles (kBlockM x kBlockN) that the transposed products
 // read back, so
 //   bytes = 2 * (2*N*D + stages*2*M*D + 2*M*N) + 4 * stages*2*M   (LSE2, Drow rows in fp32)
-// D = 64: 128 x 128 (FA2's choice); 162 KiB with two stages (fits A100's 163 KiB).
+// D = 64: 128 x 128 (FA2's choice); 162 KiB with two stages (fits A100's 163 KiB); the sm_90 TMA
+// kernel (round 8) asks for 1 KiB more to align its tiles to 1024 bytes.
 // D = 128: 64 x 128; 161 KiB with two stages.
 // D = 256: 64 x 64; 144.5 KiB with one stage (A100), 209 KiB with two (H100 / H200).
 //
@@ -228,6 +229,45 @@
 //     .add.f32 per warp (4 KB, DqLayout order, no register held by the LSU; deterministic mode
 //     keeping the reds): correct (647 tests, memcheck clean) but d64 -5..-7%, d128 -6..-8%
 //     (16k: 265 vs 283, 291 vs 318).
+// Round 8 (H200, bf16, same shapes; backward objects swapped into one library build, sm_90a, best of
+// 2-3 interleaved runs per call, FA2 = torch FLASH_ATTENTION in each call). Nsight Compute of round 7
+// (d64 16k): ours spent ~200 instructions a warp-step on the next stage's Q / dO / LSE2 / Drow issue
+// (64-bit row addresses from the user strides, row predicates, SEL of the zero-fill source, 9
+// LDGSTS a thread), and 16 predicated LDS a step on the LSE2 / Drow rows (~6 instructions each with
+// their compares, address and INF / 0 defaults); FA2 also stalled less on HMMA math throttle (4.8 vs
+// 8.1% of the samples).
+// Kept:
+//   + sm_90, D = 64, plain kernel: the q side as TMA bulk copies (flash_bwd_kernel.cuh BwdTma): one
+//     thread per step issues two 64 x 128 tensor boxes (Q, dO; 128-byte swizzle = swz<64>'s layout,
+//     zero fill past the sequence end and head dim from the map's bounds) and two 512-byte copies
+//     (LSE2, Drow), completing on a per-stage mbarrier that every thread waits on at the top of the
+//     step. Host: tensor maps (head_dim, seqlen_q, heads_q, batch) from cuTensorMapEncodeTiled (runtime
+//     entry point), only for padded batches with 16-byte aligned rows, two stages, compute capability
+//     9.0; else the cp.async kernel. A separate instantiation (<T, 64, true, true>): compiled beside
+//     the cp.async issue in one kernel it spilled 4 bytes.
+//   + sm_90, D <= 128: LSE2 / Drow read without the row predicate (Mainloop::kRowsUnpredicated); the
+//     preprocess now writes every scratch row (+inf / 0 past the sequence end: P = dS = 0 there).
+//   Attribution (call 1, d64 non-causal 16k, TFLOP/s; FA2 284): round 7 284, TMA alone 288, row
+//   predicates alone (with the pass split below) +2.2%, both 294 (that form spilled 4 bytes: the
+//   separate TMA kernel above is the spill-free form, 298 in call 2).
+// Final (call 2; TFLOP/s round 7 / round 8 / FA2 at 1k..16k; ours / FA2 after):
+//   d64  non-causal 218/226/210 248/260/247 266/278/270 277/289/281 283/298/288  1.075 1.051 1.029 1.031 1.035
+//        causal     162/167/153 206/215/199 241/251/232 263/276/255 282/296/274  1.087 1.082 1.083 1.084 1.080
+//   d128 non-causal 243/244/222 279/282/263 300/303/290 312/315/299 318/322/307  1.101 1.072 1.046 1.056 1.048
+//        causal     178/178/165 226/228/216 263/265/253 288/291/282 317/320/313  1.083 1.054 1.046 1.030 1.022
+//   d256 non-causal 208/210/199 235/235/226 250/251/246 259/259/252 263/263/259  1.051 1.040 1.019 1.028 1.017
+//        causal     161/161/147 199/198/186 227/227/214 254/255/241 265/265/255  1.095 1.065 1.057 1.055 1.040
+//   round 8 / round 7: d64 +3.2..5.2%, d128 +0.3..1.3%, d256 -0.2..+0.5% (noise). All 647 backward GPU
+//   tests pass, memcheck clean on the subset (TMA path: d64 plain, odd seqlens, d40).
+// Rejected in round 8 (spill-free unless said):
+//   - D = 64 plain: S / dP in two 2-m-tile passes inside one basic block per tile kind (the full /
+//     masked branch outside the passes), so ptxas interleaves the first pass's exponentials with the
+//     second pass's mma (it did: MUFU between HMMA in the SASS): 233 registers, but d64 -3..-5%
+//     (16k: 271 vs 284; with the row change 277): the K / V fragments loaded twice cost more than the
+//     overlap gains. With four m-tiles in that one block it spills 32 bytes.
+//   - the unpredicated rows at D = 256: -1.5..-2% (d256 16k 259 vs 264); kept at D <= 128 only.
+//   - the TMA issue at the top of the step instead of after the dV product: same as after dV
+//     (d64 within +-0.5%), so it stays at Mainloop::kIssueAt.
 
 #pragma once
 
