@@ -2,6 +2,7 @@
 // bit-identical; split and unsplit within rounding; copy-on-write of device cache blocks.
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <map>
 #include <memory>
 #include <vector>
@@ -124,6 +125,40 @@ TEST(CudaDecode, PagedIsBitIdenticalToContiguous) {
     EXPECT_TRUE(same_bits(paged.out, contig.out)) << "block_size " << bs;
     EXPECT_TRUE(same_bits(paged.lse, contig.lse)) << "block_size " << bs;
   }
+}
+
+// Cache rows past a sequence's end (and past a split's end) never reach the output: a kernel
+// that copies whole tiles (a TMA form, see decode_heuristics.hpp) must zero the V rows past the
+// split itself (P = 0 there, but 0 * Inf is NaN). Every row past cache_seqlens holds +Inf.
+TEST(CudaDecode, CacheTailPastTheSequenceIsNeverUsed) {
+  FLASHATTN_REQUIRE_GPU();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int D : {128, 96})
+    for (Layout layout : {Layout::contiguous, Layout::batch_idx, Layout::paged})
+      for (int splits : {0, 1, 3, 7}) {
+        DecodeConfig c;
+        c.dtype = splits % 2 ? DType::f16 : DType::bf16;
+        c.batch = 3, c.seqlen_q = 1, c.heads_q = 32, c.heads_kv = 8, c.head_dim = D;
+        c.cache_seqlens = {1000, 77, 3001};
+        c.max_cache = 3100;
+        c.layout = layout, c.block_size = 64;
+        c.causal = splits == 3;
+        c.num_splits = splits;
+        std::mt19937_64 rng(fresh_seed());
+        DecodeCase dc(c, rng);
+        for (int b = 0; b < c.batch; ++b)
+          for (int pos = dc.seqlens[b]; pos < dc.capacity; ++pos) {
+            auto [blk, row] = dc.where(b, pos);
+            for (int h = 0; h < c.heads_kv; ++h)
+              for (int d = 0; d < D; ++d) {
+                const std::int64_t e = dc.cache_index(blk, row, h, d);
+                dc.k_cache.set(e, inf), dc.v_cache.set(e, inf);
+                dc.k_cache_before.set(e, inf), dc.v_cache_before.set(e, inf);
+              }
+          }
+        run_gpu(dc);
+        dc.check("inf tail, D " + std::to_string(D) + " splits " + std::to_string(splits));
+      }
 }
 
 TEST(CudaDecode, SplitMatchesUnsplit) {

@@ -90,5 +90,33 @@ inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
 // heuristic's (graph us): batch 1 x 4k, 8 / 11 / 16 / 22 / 32 splits: 13.3 / 12.4 / 11.7 / 15.7
 // / 18.0; x 8k, 11 / 16 / 22 / 32: 16.6 / 15.3 / 23.0 / 21.2; batch 8 x 8k, 1 / 2 / 3: 90.6 /
 // 67.9 / 81.0 (a second wave costs more than it spreads).
+// - K/V by TMA on sm_90 (contiguous cache, head dim 128), rejected: tensor maps over
+//   (D, Sk, Hkv, B_cache), 128-byte swizzle (each tile as two 64-column halves, read back by
+//   ldmatrix at chunk ^ (row % 8), conflict-free), per-stage full mbarriers; all 3 stages
+//   issued at the start, each refill issued at once by the last warp done with the stage (a
+//   shared-memory arrival counter): no CTA barrier and no cp.async in the main loop; the split's
+//   partial last tile zeroes its V rows past the end (the copy brings whole rows). Correct
+//   (CudaDecode.* incl. CacheTailPastTheSequenceIsNeverUsed, memcheck and racecheck clean, with
+//   one thread issuing 128-key boxes) but slower on every row. H200, graph us, one session, HEAD
+//   kernel twice against one binary whose env picked the box (keys per box, L2 promotion):
+//     shape     HEAD         128/256B  32/256B  16/256B  16/none  8/256B  cuDNN
+//     1 x 4k    11.6-11.7    12.4      12.1     12.3     12.1     13.3    11.1
+//     1 x 8k    15.4         16.2      16.0     16.1     15.7     19.4    15.5
+//     1 x 64k   68.0-68.4    70.6      72.2     69.6     68.7     105     67.5
+//     1 x 128k  127.7-128.3  133.7     138.8    131.4    128.9    204     126.8
+//     8 x 8k    68.2-68.4    71.0      72.1     69.8     68.9     105     66.9
+//     16 x 16k  243.6-244.0  256.1     264.7    254.0    243.9    399     239.1
+//     32 x 4k   127.1-127.3  133.2     139.3    135.3    129.8    204     125.4
+//     64 x 4k   247.3-247.5  266.3     270.0    267.0    257.3    407     244.1
+//     64 x 16k  951.4-952.0  1034      1058     1058     975      1583    961.4
+//   (HEAD's cp.async path in the TMA binary, env off: within 0.3% of HEAD; paged rows unchanged.)
+//   Reading: the box count costs (8-key boxes, 64 copies a tile, 1.5x slower), and so do L2
+//   promotion and 128-key boxes (a row's two 128-byte halves requested a whole box apart); the
+//   best form (16-key boxes issued by the 32 lanes of one warp, no promotion) ties HEAD at 16 x
+//   16k and loses 0.7-4% elsewhere (its test subset hit a 45 s limit on the device, not looked
+//   into: a hang of the warp-issued form is not ruled out). Not measured: 32- or 64-key boxes without promotion, one
+//   box per full 256-byte row (a 5-D map; 2-way ldmatrix conflicts), a producer warp. With the
+//   copy engine no faster than 256 threads' cp.async here, the segment-walking schemes above
+//   get no cheaper from it.
 
 }  // namespace flashattn::detail::decode
