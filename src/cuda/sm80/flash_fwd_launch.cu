@@ -17,6 +17,8 @@ template <int kHeadDim, typename Elem>
 void run_flash_fwd(const AttentionParams& p);
 template <int kHeadDim, typename Elem>
 void run_flash_fwd_plain(const AttentionParams& p);
+template <int kHeadDim, typename Elem>
+bool run_flash_fwd_tma(const AttentionParams& p);
 
 namespace {
 
@@ -25,14 +27,23 @@ bool multiple_of_8(std::int64_t s) { return s % 8 == 0; }
 
 template <typename Elem>
 void dispatch_head_dim(const AttentionParams& p) {
+  // Plain calls try the sm_90 TMA kernel first (run_flash_fwd_tma declines where it does not apply).
   const bool plain = fwd_is_plain(p);
   switch (fwd_kernel_head_dim(p.head_dim)) {
     case 32: return run_flash_fwd<32, Elem>(p);
-    case 64: return plain ? run_flash_fwd_plain<64, Elem>(p) : run_flash_fwd<64, Elem>(p);
+    case 64:
+      if (plain && run_flash_fwd_tma<64, Elem>(p)) return;
+      return plain ? run_flash_fwd_plain<64, Elem>(p) : run_flash_fwd<64, Elem>(p);
     case 96: return run_flash_fwd<96, Elem>(p);
-    case 128: return plain ? run_flash_fwd_plain<128, Elem>(p) : run_flash_fwd<128, Elem>(p);
-    case 192: return run_flash_fwd<192, Elem>(p);
-    default: return run_flash_fwd<256, Elem>(p);
+    case 128:
+      if (plain && run_flash_fwd_tma<128, Elem>(p)) return;
+      return plain ? run_flash_fwd_plain<128, Elem>(p) : run_flash_fwd<128, Elem>(p);
+    case 192:
+      if (plain && run_flash_fwd_tma<192, Elem>(p)) return;
+      return run_flash_fwd<192, Elem>(p);
+    default:
+      if (plain && run_flash_fwd_tma<256, Elem>(p)) return;
+      return run_flash_fwd<256, Elem>(p);
   }
 }
 

@@ -59,6 +59,49 @@
 // registers), so the freed registers buy no larger warp tile there; ptxas: plain 64 x 64 x 4
 // 249 (d 256) / 217-221 (d 192) registers, no spills; 64 x 128 x 4 at d 256 spills 4 bytes
 // on sm_90a.
+//
+// Round 9 (sm_90 only; H200, bf16, 16k tokens, hidden 2048; two calls, each: ours interleaved
+// cur / new twice, torch 2.11 SDPA FLASH_ATTENTION (FA2) in the same call).
+// Kept:
+//   + sm_90, plain calls (fwd_is_plain), padded batches: Q, K and V by TMA (flash_fwd_kernel.cuh
+//     FwdTma, FwdConfig::Tma): thread 0 issues one (64 x rows) tensor box per 64-column block, the
+//     TMA's 128-byte swizzle = SwizzledTile's 64-column layout (tiles 1024-byte aligned: +1024
+//     bytes of shared memory, +16 for the parked coordinates), rows past the sequence end and
+//     columns past the head dim zero-filled by the maps (dims head_dim, seqlen, heads, batch).
+//     Two mbarriers (K's carries Q), each completing once per key block, on phase parity n & 1
+//     (an odd first block first completes phase 0 by an empty arrival: no phase register). V(n-1)
+//     goes out right after P V(n) (the cp.async form issues it once K(n-1) has landed), V(last)
+//     with Q and K(last) before the loop. What it removes: kHeadDim / 4 predicated cp.async per
+//     thread per K / V tile with their 64-bit address maths (d 256: 32 a step), and the K / V base
+//     pointers. Tiles unchanged (d 64 / 128: Plain, d 192 / 256: the general tile compiled plain).
+//     A separate instantiation per head dim (flash_fwd_tma_hdim*.cu; the sm_80 code is an empty
+//     stub), chosen at run time by run_flash_fwd_tma (compute capability 9.0, not varlen, positive
+//     row / head strides, cuTensorMapEncodeTiled found); everything else runs the cp.async kernels
+//     as before. ptxas: 255 / 255 / 211 / 244 registers (d 64 / 128 / 192 / 256), no spills.
+//   Call 2 (TFLOP/s, best of 4 cur / best of 4 new / best of 2 FA2 at 1k 2k 4k 8k 16k; new / FA2):
+//   d64  non-causal 299/334/283 318/357/296 323/366/304 332/365/305 332/364/305  1.183 1.205 1.207 1.194 1.193
+//   d64  causal     228/250/190 270/300/256 296/331/280 311/350/293 316/345/296  1.317 1.173 1.185 1.195 1.165
+//   d128 non-causal 339/366/313 345/380/343 366/394/354 371/394/339 377/397/340  1.170 1.108 1.114 1.161 1.168
+//   d128 causal     253/270/204 295/320/280 324/354/305 338/369/319 351/372/313  1.323 1.142 1.161 1.156 1.189
+//   d192 non-causal 281/290/252 297/305/306 306/312/318 310/320/320 310/323/322  1.151 0.997 0.980 0.997 1.005
+//   d192 causal     224/243/192 256/273/252 277/294/273 288/297/287 309/319/294  1.263 1.083 1.075 1.035 1.084
+//   d256 non-causal 298/299/281 315/312/315 324/323/324 322/327/321 328/333/315  1.064 0.989 0.997 1.018 1.058
+//   d256 causal     232/243/214 267/278/267 287/292/282 304/310/290 326/331/288  1.134 1.042 1.034 1.068 1.150
+//   new / cur, medians of 4 (calls 1 and 2 alike; d 192 in call 2 only): d64 1.09-1.13, d128
+//   1.05-1.10, d192 1.03-1.08, d256 non-causal 1.00-1.02 (best of 4: 0.99-1.02, noise), causal
+//   1.00-1.06. FA2 moves up to 7% between its runs at 1k-2k (d256 causal 1k: 236 in call 1).
+//   Still short: d256 non-causal 2k / 4k (0.99-1.00 of FA2) and d192 non-causal 2k-8k (0.98-1.00):
+//   one m16 slice per warp there, so every K / V fragment read from shared memory feeds one mma
+//   pair (about 144 ldmatrix.x4 per 256 mma a warp-step at d 256): shared-memory bandwidth, not the
+//   load issue, bounds them (FA2 runs the same 64 x 64 x 4 tile on H100 / H200).
+//   All 1341 GPU tests pass (685 forward), memcheck and racecheck clean on 17 forward tests (TMA
+//   path at d 40 / 64 / 128 / 136 / 192 / 248 / 256, odd seqlens, GQA, strided layouts).
+// Rejected in round 9:
+//   - waiting for K(n) at the top of the step (the cp.async form's place) instead of at the end of
+//     the last step: ptxas spilled the K lane address across the wait loop (d 128: 4 bytes, stored
+//     and reloaded every step; 48 bytes with V(n-1) issued at the end and the wait at the top).
+//   - V(n) issued at the top of step n, after K(n) (the cp.async form's schedule): 4-28 bytes of
+//     spills at d 128, depending on the other choices.
 #pragma once
 
 #include "core/attention_params.hpp"
@@ -95,21 +138,30 @@ struct FwdKernelTraits {
 // The instantiated head dims; every other multiple of 8 runs on the next one up, its
 // extra columns zero-filled by cp.async (never by copying the user's tensors). `Traits` is
 // the general kernel's tile; `Plain` (d 64 / 128 only) the tile of the kernel compiled
-// without hooks and dropout (flash_fwd_kernel<Traits, true>).
+// without hooks and dropout (flash_fwd_kernel<Traits, true>); `Tma` (head dims that are
+// multiples of 64) the tile of the sm_90 TMA kernel (flash_fwd_kernel<Tma, true, true>).
 template <int kHeadDim, typename Elem>
 struct FwdConfig;
 template <typename E> struct FwdConfig<32, E> { using Traits = FwdKernelTraits<32, 128, 64, 4, E>; };
 template <typename E> struct FwdConfig<64, E> {
   using Traits = FwdKernelTraits<64, 128, 64, 4, E>;
   using Plain = FwdKernelTraits<64, 128, 128, 4, E, 1, 0>;
+  using Tma = Plain;
 };
 template <typename E> struct FwdConfig<96, E> { using Traits = FwdKernelTraits<96, 128, 64, 4, E>; };
 template <typename E> struct FwdConfig<128, E> {
   using Traits = FwdKernelTraits<128, 128, 32, 4, E>;
   using Plain = FwdKernelTraits<128, 128, 64, 4, E>;
+  using Tma = Plain;
 };
-template <typename E> struct FwdConfig<192, E> { using Traits = FwdKernelTraits<192, 64, 64, 4, E>; };
-template <typename E> struct FwdConfig<256, E> { using Traits = FwdKernelTraits<256, 64, 64, 4, E>; };
+template <typename E> struct FwdConfig<192, E> {
+  using Traits = FwdKernelTraits<192, 64, 64, 4, E>;
+  using Tma = Traits;
+};
+template <typename E> struct FwdConfig<256, E> {
+  using Traits = FwdKernelTraits<256, 64, 64, 4, E>;
+  using Tma = Traits;
+};
 
 // Calls the plain kernel serves: no logits hook (softcap, ALiBi, non-positive scale) and no
 // dropout. Causal / window / sequence-end masking stays: it only runs on partial tiles.
