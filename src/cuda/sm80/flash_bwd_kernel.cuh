@@ -83,9 +83,7 @@ inline constexpr bool kTmaArch = false;
 #endif
 
 template <typename T, int D, bool kPlain, bool kTma>
-__global__ void __launch_bounds__(kThreads, 1)
-    flash_bwd_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc,
-                     const __grid_constant__ BwdTma tm) {
+__device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const BwdScratch& sc, const BwdTma& tm) {
   using Tile = BwdTile<D>;
   using Loop = Mainloop<T, D, kPlain>;
   constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
@@ -337,6 +335,17 @@ __global__ void __launch_bounds__(kThreads, 1)
                                                          p.dv_head_stride, b_e, g_e.k_row0, c0_e, hkv_e),
                      p.dv_row_stride, cols_e, head_dim, sc.vec_out, tid);
   }
+}
+
+// kTma (D = 64, plain): launched on compute capability 9.0 only, so its sm_80 code is a stub.
+template <typename T, int D, bool kPlain, bool kTma>
+__global__ void __launch_bounds__(kThreads, 1)
+    flash_bwd_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc,
+                     const __grid_constant__ BwdTma tm) {
+  if constexpr (kTma && !kTmaArch)
+    __trap();
+  else
+    flash_bwd_body<T, D, kPlain, kTma>(p, sc, tm);
 }
 
 }  // namespace flashattn::detail::sm80_bwd
