@@ -4,8 +4,10 @@
 //   two_pass: pass 1, one item per (batch, kv head, 64-key tile): dK and dV accumulate in
 //             the worker's tile buffers over every q tile of every q head of the GQA group;
 //             pass 2, one item per (batch, q head, 64-row q tile): dQ accumulates over kv tiles;
-//   one_pass: one item per (batch, kv head): pass 1's walk over its key tiles, adding dS K
-//             into the worker's fp32 dQ rows as it goes (five products per pair, not seven).
+//   one pass: one item per (batch, kv head), or per key chunk of it when there are too few
+//             of those for the workers: pass 1's walk over its key tiles, adding dS K into
+//             fp32 dQ rows as it goes (five products per pair, not seven); chunks' rows are
+//             summed in chunk order at the end.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -134,19 +136,35 @@ void kv_tile_gradients(const Problem& pr, int b, int hk, const SeqGeometry& g, i
   }
 }
 
-// one_pass item: every key tile of (b, hk), then the group's dQ rows.
-void kv_head_gradients(const Problem& pr, int b, int hk, BackwardScratch& sc, std::vector<float>& dq_rows) {
+// One pass over key tiles [t_lo, t_hi) of (b, hk): dK / dV stored, dS K added into dq_rows
+// (group x seqlen_q x D floats, zeroed here).
+void kv_range_gradients(const Problem& pr, int b, int hk, int t_lo, int t_hi, BackwardScratch& sc, float* dq_rows) {
+  const AttentionParams& p = pr.p;
+  const SeqGeometry g = seq_geometry(p, b);
+  std::fill(dq_rows, dq_rows + std::size_t(p.heads_q / p.heads_kv) * g.seqlen_q * p.head_dim, 0.f);
+  for (int t = t_lo; t < t_hi; ++t) kv_tile_gradients(pr, b, hk, g, t * Bc, sc, dq_rows);
+}
+
+// dQ of (b, head h) from `parts` fp32 row sets (one per key chunk of its kv head), summed in
+// chunk order: row i of the group's j-th head sits at (j * seqlen_q + i) * D of each set.
+void store_dq(const Problem& pr, int b, int h, const float* parts, int n_parts, std::size_t part_stride,
+              float* row_buf) {
   const AttentionParams& p = pr.p;
   const int D = p.head_dim, group = p.heads_q / p.heads_kv;
   const SeqGeometry g = seq_geometry(p, b);
-  const std::size_t n = std::size_t(group) * g.seqlen_q * D;
-  if (dq_rows.size() < n) dq_rows.resize(one_pass_dq_bytes(p) / sizeof(float));
-  std::fill(dq_rows.begin(), dq_rows.begin() + n, 0.f);
-  for (int c0 = 0; c0 < g.seqlen_k; c0 += Bc) kv_tile_gradients(pr, b, hk, g, c0, sc, dq_rows.data());
-  for (int h = hk * group; h < (hk + 1) * group; ++h)
-    for (int i = 0; i < g.seqlen_q; ++i)
-      store_row(dq_rows.data() + (std::size_t(h - hk * group) * g.seqlen_q + i) * D, p.dtype,
-                element_ptr(p.dq, p.dtype, dq_offset(p, b, g.q_row0, i, h)), D);
+  for (int i = 0; i < g.seqlen_q; ++i) {
+    const std::size_t off = (std::size_t(h % group) * g.seqlen_q + i) * D;
+    const float* row = parts + off;
+    if (n_parts > 1) {
+      std::copy(row, row + D, row_buf);
+      for (int c = 1; c < n_parts; ++c) {
+        const float* add = parts + c * part_stride + off;
+        for (int x = 0; x < D; ++x) row_buf[x] += add[x];
+      }
+      row = row_buf;
+    }
+    store_row(row, p.dtype, element_ptr(p.dq, p.dtype, dq_offset(p, b, g.q_row0, i, h)), D);
+  }
 }
 
 void dq_tile(const Problem& pr, const WorkItem& w, BackwardScratch& sc) {
@@ -207,13 +225,42 @@ void cpu_backward(const AttentionParams& p) {
   scratch.reserve(pool.size());
   for (int t = 0; t < pool.size(); ++t) scratch.emplace_back(D);
 
-  if (plan == BackwardPlan::one_pass) {
-    std::vector<std::vector<float>> dq_rows(pool.size());  // sized by the first item a worker takes
-    pool.parallel_for(std::int64_t(p.batch) * p.heads_kv, [&](std::int64_t item, int worker) {
-      kv_head_gradients(pr, static_cast<int>(item / p.heads_kv), static_cast<int>(item % p.heads_kv), scratch[worker],
-                        dq_rows[worker]);
+  if (plan.pass == BackwardPass::one) {
+    const std::size_t item_floats = one_pass_dq_bytes(p) / sizeof(float);
+    const int group = p.heads_q / p.heads_kv, chunks = plan.kv_chunks;
+    const std::int64_t items = std::int64_t(p.batch) * p.heads_kv;
+    if (chunks == 1) {  // whole (batch, kv head) items: each worker's own dQ rows, stored at once
+      std::vector<std::vector<float>> dq_rows(pool.size(), std::vector<float>(item_floats));
+      pool.parallel_for(items, [&](std::int64_t item, int worker) {
+        const int b = static_cast<int>(item / p.heads_kv), hk = static_cast<int>(item % p.heads_kv);
+        const int tiles = (seq_geometry(p, b).seqlen_k + Bc - 1) / Bc;
+        kv_range_gradients(pr, b, hk, 0, tiles, scratch[worker], dq_rows[worker].data());
+        for (int h = hk * group; h < (hk + 1) * group; ++h)
+          store_dq(pr, b, h, dq_rows[worker].data(), 1, 0, nullptr);
+      });
+      record_cpu_scratch({BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float),
+                          pool.size() * item_floats * sizeof(float)});
+      return;
+    }
+    // Key chunks: every (item, chunk) has its own dQ rows; the chunks are summed in order after.
+    std::vector<float> parts(std::size_t(items) * chunks * item_floats);
+    pool.parallel_for(items * chunks, [&](std::int64_t i, int worker) {
+      const std::int64_t item = i / chunks;
+      const int c = static_cast<int>(i % chunks);
+      const int b = static_cast<int>(item / p.heads_kv), hk = static_cast<int>(item % p.heads_kv);
+      const int tiles = (seq_geometry(p, b).seqlen_k + Bc - 1) / Bc;
+      kv_range_gradients(pr, b, hk, static_cast<int>(std::int64_t(tiles) * c / chunks),
+                         static_cast<int>(std::int64_t(tiles) * (c + 1) / chunks), scratch[worker],
+                         parts.data() + std::size_t(i) * item_floats);
     });
-    record_cpu_scratch({BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float), one_pass_dq_bytes(p)});
+    pool.parallel_for(std::int64_t(p.batch) * p.heads_q, [&](std::int64_t i, int worker) {
+      const int b = static_cast<int>(i / p.heads_q), h = static_cast<int>(i % p.heads_q);
+      const std::int64_t item = std::int64_t(b) * p.heads_kv + h / group;
+      store_dq(pr, b, h, parts.data() + std::size_t(item) * chunks * item_floats, chunks, item_floats,
+               scratch[worker].row_buf.data());
+    });
+    record_cpu_scratch(
+        {BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float), parts.size() * sizeof(float)});
     return;
   }
   record_cpu_scratch({BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float), 0});

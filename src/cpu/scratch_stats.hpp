@@ -11,7 +11,8 @@ struct CpuScratchStats {
   std::size_t per_worker_bytes = 0;  // tile buffers of one worker
   int workers = 0;
   std::size_t row_stat_bytes = 0;    // D = rowsum(dO * O), one float per (row, head)
-  std::size_t dq_row_bytes = 0;      // one_pass backward: fp32 dQ rows per worker, O(N d)
+  std::size_t dq_row_bytes = 0;      // one-pass backward: all fp32 dQ rows of the call (one set
+                                     // per worker, or per (item, key chunk)), O(N d) each
 };
 
 CpuScratchStats last_cpu_scratch();

@@ -1,6 +1,6 @@
-// The CPU backward's two plans (cpu/backward_plan.hpp): each forced in turn on the shapes
-// where they differ most (GQA groups sharing dK / dV, ragged varlen, masks, dropout), the
-// automatic choice, its scratch, and the error for an unknown forced plan.
+// The CPU backward's plans (cpu/backward_plan.hpp): each forced in turn on the shapes where
+// they differ most (GQA groups sharing dK / dV, ragged varlen, masks, dropout), the automatic
+// choice, its scratch, and the error for an unknown forced plan.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -59,22 +59,26 @@ std::vector<CaseSpec> plan_specs() {
   return specs;
 }
 
+// Forced plans: whole (batch, kv head) items, key chunks (3, and more chunks than some
+// sequences have key tiles), two passes.
+constexpr const char* kPlans[] = {"one_pass:1", "one_pass:3", "one_pass:40", "two_pass"};
+
 TEST(CpuBackwardPlan, EachPlanMatchesTheOracle) {
   for (const CaseSpec& s : plan_specs())
-    for (const char* plan : {"one_pass", "two_pass"}) {
+    for (const char* plan : kPlans) {
       SCOPED_TRACE(s.name() + " plan " + plan);
       AttentionCase c(s);
       c.run_forward();
       ForcedPlan forced(plan);
       c.run_backward();
       c.expect_backward_matches_oracle();
-      EXPECT_EQ(detail::last_cpu_scratch().dq_row_bytes != 0, std::string(plan) == "one_pass");
+      EXPECT_EQ(detail::last_cpu_scratch().dq_row_bytes != 0, std::string(plan) != "two_pass");
     }
 }
 
 TEST(CpuBackwardPlan, EachPlanIsDeterministic) {
   CaseSpec s = plan_specs()[0];
-  for (const char* plan : {"one_pass", "two_pass"}) {
+  for (const char* plan : kPlans) {
     SCOPED_TRACE(plan);
     AttentionCase c(s);
     c.run_forward();
@@ -91,32 +95,38 @@ TEST(CpuBackwardPlan, EachPlanIsDeterministic) {
   }
 }
 
-TEST(CpuBackwardPlan, AutomaticChoiceFollowsTheBalanceOfKvHeadItems) {
+TEST(CpuBackwardPlan, AutomaticChoiceBalancesItemsOverTheWorkers) {
   CaseSpec s;
   s.head_dim = 64;
-  s.seqlen_q = s.seqlen_k = 100;
+  s.seqlen_q = s.seqlen_k = 100;  // two key tiles
   AttentionCase c(s);
   detail::AttentionParams p = c.oracle_params();
   const auto plan_for = [&](int batch, int heads_kv, int workers) {
     p.batch = batch;
     p.heads_kv = heads_kv;
     p.heads_q = 2 * heads_kv;
-    return detail::choose_backward_plan(p, workers);
+    const detail::BackwardPlan plan = detail::choose_backward_plan(p, workers);
+    return plan.pass == detail::BackwardPass::two ? 0 : plan.kv_chunks;  // 0: two passes
   };
-  using detail::BackwardPlan;
-  EXPECT_EQ(plan_for(1, 1, 2), BackwardPlan::two_pass);  // one item, two workers: half idle
-  EXPECT_EQ(plan_for(1, 2, 2), BackwardPlan::one_pass);
-  EXPECT_EQ(plan_for(3, 1, 2), BackwardPlan::two_pass);  // 3 items over 2 workers: 1.33
-  EXPECT_EQ(plan_for(5, 2, 2), BackwardPlan::one_pass);
-  EXPECT_EQ(plan_for(5, 1, 4), BackwardPlan::two_pass);  // 5 over 4: 1.6
-  EXPECT_EQ(plan_for(16, 1, 16), BackwardPlan::one_pass);
-  p.seqlen_q = 1 << 20;  // group 2 x 1M rows x 64 x 4 B = 512 MiB of dQ rows per worker
-  EXPECT_EQ(plan_for(16, 1, 16), BackwardPlan::two_pass);
+  EXPECT_EQ(plan_for(1, 2, 2), 1);   // whole (batch, kv head) items balance
+  EXPECT_EQ(plan_for(5, 2, 2), 1);
+  EXPECT_EQ(plan_for(16, 1, 16), 1);
+  EXPECT_EQ(plan_for(1, 1, 2), 2);   // one item, two workers: key chunks (both of its tiles)
+  EXPECT_EQ(plan_for(3, 1, 2), 2);   // 3 items over 2 workers (1.33): chunks
+  p.seqlen_k = 1000;                 // 16 key tiles
+  EXPECT_EQ(plan_for(1, 1, 2), 8);   // ~4 items per worker
+  EXPECT_EQ(plan_for(5, 1, 4), 4);   // 5 items over 4 workers: 4 chunks each
+  p.seqlen_k = 64;                   // one key tile: nothing to chunk
+  EXPECT_EQ(plan_for(1, 1, 2), 0);
+  p.seqlen_k = 1000;
+  p.seqlen_q = 1 << 20;              // group 2 x 1M rows x 64 x 4 B = 512 MiB of dQ rows per item
+  EXPECT_EQ(plan_for(16, 1, 16), 0);
 }
 
-TEST(CpuBackwardPlan, OnePassScratchIsTilesPlusDqRowsOfOneGroup) {
+TEST(CpuBackwardPlan, OnePassScratchIsTilesPlusDqRows) {
   std::size_t tile_bytes[2] = {};
   int i = 0;
+  const std::size_t workers = detail::ThreadPool::instance().size();
   for (int n : {256, 1024}) {
     CaseSpec s;
     s.dtype = DType::f16;
@@ -126,12 +136,18 @@ TEST(CpuBackwardPlan, OnePassScratchIsTilesPlusDqRowsOfOneGroup) {
     s.seqlen_q = s.seqlen_k = n;
     AttentionCase c(s);
     c.run_forward();
-    ForcedPlan forced("one_pass");
+    const std::size_t item = sizeof(float) * 2 * n * 128;  // group x N x D: O(N d), not O(N^2)
+    {
+      ForcedPlan forced("one_pass:1");
+      c.run_backward();
+      const auto st = detail::last_cpu_scratch();
+      EXPECT_EQ(st.dq_row_bytes, workers * item);  // one set of rows per worker
+      EXPECT_EQ(st.row_stat_bytes, sizeof(float) * n * 4);
+      tile_bytes[i++] = st.per_worker_bytes;
+    }
+    ForcedPlan forced("one_pass:3");
     c.run_backward();
-    const auto st = detail::last_cpu_scratch();
-    EXPECT_EQ(st.dq_row_bytes, sizeof(float) * 2 * n * 128);  // group x N x D: O(N d), not O(N^2)
-    EXPECT_EQ(st.row_stat_bytes, sizeof(float) * n * 4);
-    tile_bytes[i++] = st.per_worker_bytes;
+    EXPECT_EQ(detail::last_cpu_scratch().dq_row_bytes, 2 * 3 * item);  // per (kv head, key chunk)
   }
   EXPECT_EQ(tile_bytes[0], tile_bytes[1]);
 }
@@ -139,13 +155,13 @@ TEST(CpuBackwardPlan, OnePassScratchIsTilesPlusDqRowsOfOneGroup) {
 TEST(CpuBackwardPlan, UnknownForcedPlanIsAnErrorAndWritesNothing) {
   AttentionCase c(plan_specs()[0]);
   c.run_forward();
-  ForcedPlan forced("three_pass");
+  ForcedPlan forced("one_pass:0");
   try {
     c.run_backward();
     FAIL() << "expected flashattn::Error";
   } catch (const Error& e) {
     EXPECT_EQ(e.argument(), "FLASHATTN_CPU_BACKWARD");
-    EXPECT_NE(std::string(e.what()).find("three_pass"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("one_pass:0"), std::string::npos);
   }
   for (const HostTensor* t : {&c.dq, &c.dk, &c.dv})
     for (double x : t->to_double()) ASSERT_TRUE(std::isnan(x));
