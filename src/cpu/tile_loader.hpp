@@ -14,7 +14,15 @@ namespace flashattn::detail {
 // dst[d] = float(src[d]) for d < n.
 inline void convert_row(const void* src, DType t, float* dst, int n) {
   if (t == DType::f32) {
+#if FLASHATTN_CPU_AVX2
+    // Inline: a libc memcpy call per 256-byte row was ~13% of the d64 forward (perf).
+    const auto* f = static_cast<const float*>(src);
+    int d = 0;
+    for (; d + 8 <= n; d += 8) _mm256_storeu_ps(dst + d, _mm256_loadu_ps(f + d));
+    for (; d < n; ++d) dst[d] = f[d];
+#else
     std::memcpy(dst, src, sizeof(float) * n);
+#endif
     return;
   }
   const auto* s = static_cast<const std::uint16_t*>(src);
