@@ -15,6 +15,8 @@ namespace {
 constexpr std::size_t kMaxItemDqBytes = std::size_t(64) << 20;
 // All chunks' dQ rows of one call above this: two passes.
 constexpr std::size_t kMaxChunkedDqBytes = std::size_t(256) << 20;
+// Whole items: every worker holds one item's rows; all workers' rows above this: two passes.
+constexpr std::size_t kMaxWorkersDqBytes = std::size_t(1) << 30;
 // Busiest worker's items over the mean: above this, pass 2's extra products (7 vs 5 per
 // pair, 1.4x) cost less than the idle workers.
 constexpr double kMaxImbalance = 1.2;
@@ -49,8 +51,8 @@ BackwardPlan choose_backward_plan(const AttentionParams& p, int workers) {
   }
   const long long items = static_cast<long long>(p.batch) * p.heads_kv;
   const std::size_t item_bytes = one_pass_dq_bytes(p);
-  if (imbalance(items, workers) <= kMaxImbalance && (item_bytes <= kMaxItemDqBytes || force_one))
-    return {BackwardPass::one, 1};
+  const bool item_fits = item_bytes <= kMaxItemDqBytes && item_bytes * std::size_t(workers) <= kMaxWorkersDqBytes;
+  if (imbalance(items, workers) <= kMaxImbalance && (item_fits || force_one)) return {BackwardPass::one, 1};
   const int key_tiles = (p.seqlen_k + kCpuBlockK - 1) / kCpuBlockK;
   const long long want = (static_cast<long long>(kChunkItemsPerWorker) * workers + items - 1) / items;
   const int chunks = static_cast<int>(std::max(1LL, std::min<long long>(want, key_tiles)));

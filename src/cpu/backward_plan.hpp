@@ -33,7 +33,8 @@ std::size_t one_pass_dq_bytes(const AttentionParams& p);
 // FLASHATTN_CPU_BACKWARD=one_pass | one_pass:<key chunks> | two_pass forces a plan (for
 // measurement and tests); auto or unset chooses: one pass whole (batch, kv head) items when they split evenly over the workers
 // (busiest <= 1.2x the mean), else one pass over enough key chunks for ~4 items per worker
-// while the chunks' dQ rows fit a budget, else two passes. Any other value: an Error naming
+// while the chunks' dQ rows fit a budget, else two passes (budgets: 64 MiB of rows per item
+// and 1 GiB over all workers for whole items, 256 MiB over all chunks). Any other value: an Error naming
 // the variable.
 BackwardPlan choose_backward_plan(const AttentionParams& p, int workers);
 

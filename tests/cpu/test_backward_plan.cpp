@@ -119,7 +119,10 @@ TEST(CpuBackwardPlan, AutomaticChoiceBalancesItemsOverTheWorkers) {
   p.seqlen_k = 64;                   // one key tile: nothing to chunk
   EXPECT_EQ(plan_for(1, 1, 2), 0);
   p.seqlen_k = 1000;
-  p.seqlen_q = 1 << 20;              // group 2 x 1M rows x 64 x 4 B = 512 MiB of dQ rows per item
+  p.seqlen_q = 1 << 17;              // group 2 x 128k rows x 64 x 4 B = 64 MiB of dQ rows per item:
+  EXPECT_EQ(plan_for(16, 1, 8), 1);  // 512 MiB over 8 workers fits,
+  EXPECT_EQ(plan_for(32, 1, 32), 0); // 2 GiB over 32 does not, nor do 4 chunks of 32 items
+  p.seqlen_q = 1 << 20;              // 512 MiB of dQ rows per item
   EXPECT_EQ(plan_for(16, 1, 16), 0);
 }
 
