@@ -9,6 +9,8 @@
 #define FLASHATTN_CPU_AVX2 1
 #endif
 
+#include "cpu/tile_gemm_avx512.hpp"
+
 namespace flashattn::detail {
 
 #if FLASHATTN_CPU_AVX2
@@ -56,6 +58,9 @@ inline void gemm_rows(int mr, int K, const float* A, int lda, const float* B, in
 
 inline void gemm_nn(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                     bool accumulate) {
+#if FLASHATTN_CPU_AVX512_KERNELS
+  if (cpu_gemm_avx512()) return gemm_nn_avx512(M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+#endif
 #if FLASHATTN_CPU_AVX2
   for (int i = 0; i < M; i += 6) {
     const int mr = M - i < 6 ? M - i : 6;
