@@ -10,6 +10,7 @@
 //             summed in chunk order at the end.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <vector>
 
 #include "cpu/backward_plan.hpp"
@@ -230,20 +231,23 @@ void cpu_backward(const AttentionParams& p) {
     const int group = p.heads_q / p.heads_kv, chunks = plan.kv_chunks;
     const std::int64_t items = std::int64_t(p.batch) * p.heads_kv;
     if (chunks == 1) {  // whole (batch, kv head) items: each worker's own dQ rows, stored at once
-      std::vector<std::vector<float>> dq_rows(pool.size(), std::vector<float>(item_floats));
+      // Uninitialised: kv_range_gradients zeroes the rows each item uses.
+      std::vector<std::unique_ptr<float[]>> dq_rows(pool.size());
+      for (auto& rows : dq_rows) rows.reset(new float[item_floats]);
       pool.parallel_for(items, [&](std::int64_t item, int worker) {
         const int b = static_cast<int>(item / p.heads_kv), hk = static_cast<int>(item % p.heads_kv);
         const int tiles = (seq_geometry(p, b).seqlen_k + Bc - 1) / Bc;
-        kv_range_gradients(pr, b, hk, 0, tiles, scratch[worker], dq_rows[worker].data());
+        kv_range_gradients(pr, b, hk, 0, tiles, scratch[worker], dq_rows[worker].get());
         for (int h = hk * group; h < (hk + 1) * group; ++h)
-          store_dq(pr, b, h, dq_rows[worker].data(), 1, 0, nullptr);
+          store_dq(pr, b, h, dq_rows[worker].get(), 1, 0, nullptr);
       });
       record_cpu_scratch({BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float),
                           pool.size() * item_floats * sizeof(float)});
       return;
     }
     // Key chunks: every (item, chunk) has its own dQ rows; the chunks are summed in order after.
-    std::vector<float> parts(std::size_t(items) * chunks * item_floats);
+    const std::size_t parts_floats = std::size_t(items) * chunks * item_floats;
+    const std::unique_ptr<float[]> parts(new float[parts_floats]);  // each chunk zeroes its own rows
     pool.parallel_for(items * chunks, [&](std::int64_t i, int worker) {
       const std::int64_t item = i / chunks;
       const int c = static_cast<int>(i % chunks);
@@ -251,16 +255,16 @@ void cpu_backward(const AttentionParams& p) {
       const int tiles = (seq_geometry(p, b).seqlen_k + Bc - 1) / Bc;
       kv_range_gradients(pr, b, hk, static_cast<int>(std::int64_t(tiles) * c / chunks),
                          static_cast<int>(std::int64_t(tiles) * (c + 1) / chunks), scratch[worker],
-                         parts.data() + std::size_t(i) * item_floats);
+                         parts.get() + std::size_t(i) * item_floats);
     });
     pool.parallel_for(std::int64_t(p.batch) * p.heads_q, [&](std::int64_t i, int worker) {
       const int b = static_cast<int>(i / p.heads_q), h = static_cast<int>(i % p.heads_q);
       const std::int64_t item = std::int64_t(b) * p.heads_kv + h / group;
-      store_dq(pr, b, h, parts.data() + std::size_t(item) * chunks * item_floats, chunks, item_floats,
+      store_dq(pr, b, h, parts.get() + std::size_t(item) * chunks * item_floats, chunks, item_floats,
                scratch[worker].row_buf.data());
     });
     record_cpu_scratch(
-        {BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float), parts.size() * sizeof(float)});
+        {BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float), parts_floats * sizeof(float)});
     return;
   }
   record_cpu_scratch({BackwardScratch::bytes(D), pool.size(), drow.size() * sizeof(float), 0});
