@@ -2,7 +2,9 @@
 // bit-identical; split and unsplit within rounding; copy-on-write of device cache blocks.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <limits>
+#include <string>
 #include <map>
 #include <memory>
 #include <vector>
@@ -280,6 +282,82 @@ TEST(CudaDecode, BadDeviceValuesStayInsideTheCache) {
   Mirror m;
   dc.run(std::ref(m));
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+}
+
+// Sets FLASHATTN_MAX_SMEM_PER_BLOCK for one scope (0: unset), restoring what was there.
+class SmemLimit {
+ public:
+  explicit SmemLimit(std::size_t bytes) {
+    if (const char* old = std::getenv(kVar)) had_ = true, old_ = old;
+    if (bytes > 0) setenv(kVar, std::to_string(bytes).c_str(), 1);
+    else unsetenv(kVar);
+  }
+  ~SmemLimit() {
+    if (had_) setenv(kVar, old_.c_str(), 1);
+    else unsetenv(kVar);
+  }
+
+ private:
+  static constexpr const char* kVar = "FLASHATTN_MAX_SMEM_PER_BLOCK";
+  bool had_ = false;
+  std::string old_;
+};
+
+// Each shared-memory tier's tile (the 99 KiB one of sm_86 / sm_89, the 163 KiB one of A100,
+// Hopper's) against the oracle, on the GPU at hand with its limit lowered. Rows past one CTA's
+// (16 tokens x GQA 4 = 64 rows, two row groups for the 32-row tile), paged and contiguous,
+// split and not, options on.
+TEST(CudaDecode, EveryTileTierAgainstTheOracle) {
+  FLASHATTN_REQUIRE_GPU();
+  const std::uint64_t seed0 = fresh_seed();
+  std::mt19937_64 pick(seed0);
+  int it = 0;
+  for (std::size_t limit : {std::size_t(101376), std::size_t(166912), std::size_t(0)}) {
+    SmemLimit scoped(limit);
+    for (int d : {40, 64, 128, 200, 256})
+      for (int sq : {1, 16}) {
+        DecodeConfig c;
+        c.dtype = it % 2 ? DType::f16 : DType::bf16;
+        c.batch = 2, c.heads_q = 8, c.heads_kv = 2, c.head_dim = d, c.seqlen_q = sq;
+        c.max_cache = 700, c.seqlen_new = sq;
+        c.layout = it % 3 == 0 ? Layout::contiguous : Layout::paged;
+        c.block_size = it % 2 ? 16 : 37;
+        c.causal = true;
+        c.softcap = it % 4 == 1 ? 8.f : 0.f;
+        c.alibi = it % 4 == 2;
+        if (it % 4 == 3) c.rotary_dim = d / 2 / 2 * 2;
+        c.num_splits = it % 2 ? 3 : 0;
+        // Head dim 256 runs its three-stage tile on splits of >= 4096 keys only (decode_launch.cu).
+        if (d == 256 && sq == 1) c.max_cache = 6000, c.num_splits = 1;
+        SCOPED_TRACE("limit " + std::to_string(limit) + " head_dim " + std::to_string(d) + " seqlen_q " + std::to_string(sq));
+        run_and_check(c, seed0 + 100 + it++);
+      }
+  }
+}
+
+// A device with too little shared memory for any tile: a clear error naming what it needs and
+// offers, and nothing written (neither the output nor the cache the call would append to).
+TEST(CudaDecode, NoTileFitsIsAClearErrorAndWritesNothing) {
+  FLASHATTN_REQUIRE_GPU();
+  SmemLimit scoped(48 * 1024);
+  DecodeConfig c;
+  c.head_dim = 128, c.seqlen_new = 1, c.max_cache = 50;
+  std::mt19937_64 rng(fresh_seed());
+  DecodeCase dc(c, rng);
+  Mirror m;
+  try {
+    dc.run(std::ref(m));
+    FAIL() << "expected flashattn::Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), Error::Kind::unsupported);
+    EXPECT_NE(std::string(e.what()).find("shared memory"), std::string::npos) << e.what();
+  }
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const HostTensor out_before = dc.out;
+  m.download(dc.out);
+  m.download(dc.k_cache);
+  EXPECT_TRUE(same_bits(dc.out, out_before));
+  EXPECT_TRUE(same_bits(dc.k_cache, dc.k_cache_before));
 }
 
 }  // namespace

@@ -14,15 +14,15 @@
 #include <type_traits>
 
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/common/device_smem.hpp"
 
 namespace flashattn::detail {
 
 // A compute capability 9.0 device on which a block may have `smem_bytes` of dynamic shared memory.
 inline bool tma_device_fits(int device, std::size_t smem_bytes) {
-  int major = 0, optin = 0;
+  int major = 0;
   FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  return major == 9 && smem_bytes <= std::size_t(optin);
+  return major == 9 && smem_bytes <= device_smem_per_block(device);
 }
 
 // Encodes `map` for the tensor at `base` with dims (head_dim, seqlen, heads, batch) and element

@@ -1,8 +1,8 @@
-// Decode attention kernels for head dims up to 128 (fp16, bf16).
+// Decode attention kernels for head dims up to 128 (fp16, bf16), the tile for 227 KiB of shared memory.
 #include "cuda/decode/decode_launch_template.cuh"
 
 namespace flashattn::detail::decode {
-template void launch_attention<__half, 128>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template void launch_attention<__nv_bfloat16, 128>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template int decode_occupancy<128>();
+template void launch_attention<__half, 128, SmemTier::kib227>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
+template void launch_attention<__nv_bfloat16, 128, SmemTier::kib227>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
+template int decode_occupancy<128, SmemTier::kib227>();
 }  // namespace flashattn::detail::decode

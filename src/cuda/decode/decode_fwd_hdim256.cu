@@ -1,8 +1,8 @@
-// Decode attention kernels for head dims up to 256 (fp16, bf16).
+// Decode attention kernels for head dims up to 256 (fp16, bf16), the tile for 227 KiB of shared memory.
 #include "cuda/decode/decode_launch_template.cuh"
 
 namespace flashattn::detail::decode {
-template void launch_attention<__half, 256>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template void launch_attention<__nv_bfloat16, 256>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template int decode_occupancy<256>();
+template void launch_attention<__half, 256, SmemTier::kib227>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
+template void launch_attention<__nv_bfloat16, 256, SmemTier::kib227>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
+template int decode_occupancy<256, SmemTier::kib227>();
 }  // namespace flashattn::detail::decode

@@ -21,6 +21,7 @@
 #include "core/mask.hpp"
 #include "core/online_softmax.hpp"
 #include "cuda/decode/decode_combine_kernel.cuh"
+#include "cuda/decode/decode_instances.hpp"
 #include "cuda/decode/decode_rotary.cuh"
 #include "cuda/decode/decode_types.cuh"
 #include "cuda/ptx/acquire_release.cuh"
@@ -32,7 +33,7 @@
 
 namespace flashattn::detail::decode {
 
-template <int kD>
+template <int kD, SmemTier kTier = SmemTier::kib227>
 struct DecodeTile {
   // Each warp takes 16 keys of a tile per row tile, so a tile holds 16 keys per warp. Eight
   // warps (one CTA per SM at head dim 128: 3 stages of 128 x 128 bf16 K and V = 192 KB + 16 KB
@@ -42,12 +43,23 @@ struct DecodeTile {
   // (H200, graph-replayed, one run; with Q loaded first, the per-row epilogue merge and
   // ex2.approx, all for the same reason: batch 1 x 256 keys 10.1 -> 7.7 us, x 4k keys 17.8 ->
   // 13.8, x 8k 23.6 -> 17.3). Two tiles (128 KB) stay in flight per SM either way. Head
-  // dim 256 keeps four warps: a 128-key stage of it would be 128 KB.
-  static constexpr int kWarps = kD <= 128 ? 8 : 4;
+  // dim 256 keeps four warps: a 128-key stage of it would be 128 KB; its three 64-key stages
+  // (224 KB with Q) keep two tiles in flight as head dim 128 does, on splits of >= 4k keys
+  // (shorter ones run the two-stage tile faster: decode_launch.cu).
+  // Smaller budgets drop a stage first (one tile in flight while the other is used: enough
+  // for A100's ~1.5-2 TB/s over 108 SMs), then halve the warps and with them the tile:
+  //   tier      d 64                 d 128                d 256
+  //   227 KiB   8 warps x 3: 104 KB  8 warps x 3: 208 KB  4 warps x 3: 224 KB
+  //   163 KiB   (the 227 KiB tile)   8 warps x 2: 144 KB  4 warps x 2: 160 KB
+  //    99 KiB   8 warps x 2:  72 KB  4 warps x 2:  80 KB  2 warps x 2:  80 KB (32 rows)
+  static constexpr bool kKib99 = kTier == SmemTier::kib99;
+  static constexpr int kWarps = kD <= 64 ? 8 : kD <= 128 ? (kKib99 ? 4 : 8) : (kKib99 ? 2 : 4);
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kTileN = 16 * kWarps;  // keys per pipeline stage
-  static constexpr int kMaxRows = 64;         // query rows per CTA: 4 m16 tiles
-  static constexpr int kStages = kD <= 128 ? 3 : 2;
+  // Query rows per CTA: up to 4 m16 tiles, one per warp at least (the warps split a row
+  // tile's keys among them).
+  static constexpr int kMaxRows = 16 * (kWarps < 4 ? kWarps : 4);
+  static constexpr int kStages = kTier == SmemTier::kib227 || (kD <= 64 && kTier == SmemTier::kib163) ? 3 : 2;
   static constexpr int kChunks = kD / 8;  // 16-byte chunks per row
   static constexpr int kTileElems = kTileN * kD;
   static constexpr int kRowStep = kThreads / kChunks;         // rows one pass of the CTA copies
@@ -78,11 +90,10 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a
   else ptx::mma_m16n8k16_f32_bf16(d, a, b, d);
 }
 
-template <typename T, int kD>
-__global__ void __launch_bounds__(DecodeTile<kD>::kThreads, 1) decode_attention_kernel(const DecodeParams p, float* o_part,
-                                                                  float* lse_part, int splits,
-                                                                  unsigned* split_counters) {
-  using Tile = DecodeTile<kD>;
+template <typename T, int kD, SmemTier kTier>
+__global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
+    decode_attention_kernel(const DecodeParams p, float* o_part, float* lse_part, int splits, unsigned* split_counters) {
+  using Tile = DecodeTile<kD, kTier>;
   using E = ElementTraits<T>;
   extern __shared__ __align__(128) unsigned char smem_raw[];
   T* sQ = reinterpret_cast<T*>(smem_raw);

@@ -119,4 +119,14 @@ inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
 //   copy engine no faster than 256 threads' cp.async here, the segment-walking schemes above
 //   get no cheaper from it.
 
+// - Programmatic dependent launch on sm_90 (cudaLaunchKernelEx with programmatic stream
+//   serialization; griddepcontrol.wait before the first global read, launch_dependents right
+//   after it), so a decode step's CTAs become resident while the step before it finishes:
+//   no change (H200, graph us, PDL on / off in one run: 1 x 4k 12.0 / 12.0, 1 x 64k 67.2 / 67.2,
+//   8 x 8k 67.4 / 67.5, 16 x 16k 239.1 / 239.7, 64 x 16k 932.1 / 933.9; cuDNN 11.2 / 66.5 /
+//   65.6 / 234.1 / 936.5). With one 208 KB CTA per SM the next step's CTAs find no room until
+//   this step's leave. (cuDNN runs batch 1 x 4k as a split kernel, 256 CTAs of 4 warps, plus a
+//   separate reduction kernel: Nsight Compute 10.3-11.3 + 3.5-3.7 us in isolation, 11.0-11.2 per
+//   call in the graph.)
+
 }  // namespace flashattn::detail::decode

@@ -1,5 +1,6 @@
-// Launchers of the decode kernels, explicitly instantiated one head dim per translation unit
-// (decode_fwd_hdim{64,128,256}.cu) so the build compiles them in parallel.
+// Launchers of the decode kernels, explicitly instantiated per head dim and shared-memory tier
+// (decode_fwd_hdim{64,128,256}.cu: the 227 KiB tiles; *_compact.cu: the smaller ones) so the
+// build compiles them in parallel.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -8,15 +9,21 @@
 
 namespace flashattn::detail::decode {
 
-template <typename T, int kD>
+// The opt-in shared memory per block a decode tile is sized for: Hopper's 227 KiB, A100's /
+// Orin's 163 KiB, and the 99 KiB of the other Ampere and Ada GPUs (device_smem.hpp). The host
+// takes the largest tile that fits the device (decode_launch.cu); each is a separate kernel.
+enum class SmemTier { kib99, kib163, kib227 };
+
+template <typename T, int kD, SmemTier kTier>
 // splits > 1: o_part / lse_part hold the parts, split_counters (batch x CTAs per batch row)
 // must be zero on entry.
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
                       cudaStream_t stream);
 template <typename T>
 void launch_append(const DecodeParams& p, cudaStream_t stream);
-// Resident CTAs per SM of the attention kernel for head dim kD (same for fp16 and bf16).
-template <int kD>
+// Resident CTAs per SM of the attention kernel for head dim kD and tier kTier (same for fp16
+// and bf16); the device must offer the tile's shared memory.
+template <int kD, SmemTier kTier>
 int decode_occupancy();
 
 }  // namespace flashattn::detail::decode

@@ -3,9 +3,12 @@
 #include <cuda_runtime.h>
 
 #include <mutex>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/common/device_smem.hpp"
 #include "cuda/decode/decode_append_kernel.cuh"
 #include "cuda/decode/decode_fwd_sm80_mma.cuh"
 #include "cuda/decode/decode_heuristics.hpp"
@@ -18,41 +21,113 @@ namespace flashattn::detail {
 namespace {
 
 using decode::DecodeTile;
+using decode::SmemTier;
 
 int kd_for(int head_dim) { return head_dim <= 64 ? 64 : (head_dim <= 128 ? 128 : 256); }
+
+// Every tile fits the budget it is named after (decode_instances.hpp).
+template <int kD>
+constexpr bool tiles_fit_their_tiers() {
+  return DecodeTile<kD, SmemTier::kib227>::kSmem <= kSmemOptinHopper &&
+         DecodeTile<kD, SmemTier::kib163>::kSmem <= kSmemOptinA100 && DecodeTile<kD, SmemTier::kib99>::kSmem <= kSmemOptinAda;
+}
+static_assert(tiles_fit_their_tiers<64>() && tiles_fit_their_tiers<128>() && tiles_fit_their_tiers<256>());
+// Head dim 64's largest tile fits 163 KiB: it has no tile of its own there.
+static_assert(DecodeTile<64, SmemTier::kib227>::kSmem <= kSmemOptinA100);
+
+struct TileChoice {
+  SmemTier tier = SmemTier::kib227;
+  int max_rows = 0;  // query rows per CTA
+};
+
+template <int kD>
+TileChoice tile_for(std::size_t smem_per_block) {
+  if (DecodeTile<kD, SmemTier::kib227>::kSmem <= smem_per_block) return {SmemTier::kib227, DecodeTile<kD, SmemTier::kib227>::kMaxRows};
+  if (kD > 64 && DecodeTile<kD, SmemTier::kib163>::kSmem <= smem_per_block)
+    return {SmemTier::kib163, DecodeTile<kD, SmemTier::kib163>::kMaxRows};
+  if (DecodeTile<kD, SmemTier::kib99>::kSmem <= smem_per_block) return {SmemTier::kib99, DecodeTile<kD, SmemTier::kib99>::kMaxRows};
+  throw Error(Error::Kind::unsupported, "", "the CUDA decode kernel for head dims up to " + std::to_string(kD) + " needs " +
+                                                std::to_string(DecodeTile<kD, SmemTier::kib99>::kSmem) +
+                                                " bytes of shared memory per block; the device offers " +
+                                                std::to_string(smem_per_block));
+}
+
+// Head dim 256 on a 227 KiB device: the three-stage tile streams long splits faster and short
+// ones slower than the two-stage (163 KiB) tile, for a reason not found (H200, GQA 32/8, bf16,
+// one token, graph us, three / two stages, same run: batch 8 x 8k keys, 2 splits of 4k keys
+// 141.6 / 158.3; 32 x 4k, unsplit 266.5 / 302.6; 1 x 8k, splits of 2k / 1k / 512 / 256 keys:
+// 82.0 / 47.8 / 52.0 / 53.1 against 77.7 / 42.6 / 33.9 / 41.2). Splits shorter than 4k keys
+// take the two-stage tile; both hold one CTA per SM and 64 rows, so the split count stands.
+constexpr int kD256ThreeStageMinSplitKeys = 4096;
+
+TileChoice for_split_length(TileChoice choice, int head_dim, int keys_per_split) {
+  if (kd_for(head_dim) == 256 && choice.tier == SmemTier::kib227 && keys_per_split < kD256ThreeStageMinSplitKeys)
+    return {SmemTier::kib163, DecodeTile<256, SmemTier::kib163>::kMaxRows};
+  return choice;
+}
+static_assert(DecodeTile<256, SmemTier::kib163>::kMaxRows == DecodeTile<256, SmemTier::kib227>::kMaxRows);
+
+TileChoice tile_for_head_dim(int head_dim, std::size_t smem_per_block) {
+  const int kd = kd_for(head_dim);
+  return kd == 64 ? tile_for<64>(smem_per_block) : kd == 128 ? tile_for<128>(smem_per_block) : tile_for<256>(smem_per_block);
+}
 
 struct DeviceInfo {
   int sms = 0;
   int cc = 0;
-  int ctas_per_sm[3] = {0, 0, 0};  // kD 64, 128, 256
+  int ctas_per_sm[3][3] = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};  // [kD 64, 128, 256][tier], -1: not asked yet
 };
 
-const DeviceInfo& device_info(int device) {
-  static std::mutex mu;
+std::mutex device_info_mutex;
+
+DeviceInfo& device_info_locked(int device) {
   static std::vector<DeviceInfo> cache;
-  std::lock_guard<std::mutex> lock(mu);
   if (static_cast<int>(cache.size()) <= device) cache.resize(static_cast<std::size_t>(device) + 1);
   DeviceInfo& info = cache[static_cast<std::size_t>(device)];
   if (info.sms == 0) {
+    int major = 0, minor = 0, sms = 0;
+    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    if (major * 10 + minor < 80)
+      throw Error(Error::Kind::unsupported, "q", "the CUDA decode engine needs compute capability 8.0 or newer");
+    info.cc = major * 10 + minor;
+    info.sms = sms;
+  }
+  return info;
+}
+
+// Throws (before anything runs) on a device older than sm_80.
+void check_device(int device) {
+  std::lock_guard<std::mutex> lock(device_info_mutex);
+  device_info_locked(device);
+}
+
+
+// SMs, and resident CTAs per SM of the tile `choice` of head dim kd (asked once per device).
+std::pair<int, int> device_slots(int device, int kd, TileChoice choice) {
+  std::lock_guard<std::mutex> lock(device_info_mutex);
+  DeviceInfo& info = device_info_locked(device);
+  int& n = info.ctas_per_sm[kd == 64 ? 0 : (kd == 128 ? 1 : 2)][static_cast<int>(choice.tier)];
+  if (n < 0) {
     int previous = 0;
     FLASHATTN_CUDA_CHECK(cudaGetDevice(&previous));
     FLASHATTN_CUDA_CHECK(cudaSetDevice(device));
-    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&info.sms, cudaDevAttrMultiProcessorCount, device));
-    int major = 0, minor = 0;
-    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    info.cc = major * 10 + minor;
-    if (info.cc < 80) {
-      cudaSetDevice(previous);
-      info.sms = 0;
-      throw Error(Error::Kind::unsupported, "q", "the CUDA decode engine needs compute capability 8.0 or newer");
+    int got = 0;
+    switch (kd * 4 + static_cast<int>(choice.tier)) {
+      case 64 * 4 + static_cast<int>(SmemTier::kib99): got = decode::decode_occupancy<64, SmemTier::kib99>(); break;
+      case 128 * 4 + static_cast<int>(SmemTier::kib99): got = decode::decode_occupancy<128, SmemTier::kib99>(); break;
+      case 128 * 4 + static_cast<int>(SmemTier::kib163): got = decode::decode_occupancy<128, SmemTier::kib163>(); break;
+      case 256 * 4 + static_cast<int>(SmemTier::kib99): got = decode::decode_occupancy<256, SmemTier::kib99>(); break;
+      case 256 * 4 + static_cast<int>(SmemTier::kib163): got = decode::decode_occupancy<256, SmemTier::kib163>(); break;
+      case 64 * 4 + static_cast<int>(SmemTier::kib227): got = decode::decode_occupancy<64, SmemTier::kib227>(); break;
+      case 128 * 4 + static_cast<int>(SmemTier::kib227): got = decode::decode_occupancy<128, SmemTier::kib227>(); break;
+      default: got = decode::decode_occupancy<256, SmemTier::kib227>(); break;
     }
-    info.ctas_per_sm[0] = decode::decode_occupancy<64>();
-    info.ctas_per_sm[1] = decode::decode_occupancy<128>();
-    info.ctas_per_sm[2] = decode::decode_occupancy<256>();
     cudaSetDevice(previous);
+    n = got;
   }
-  return info;
+  return {info.sms, n};
 }
 
 int resolve_splits(const DecodeParams& p) {
@@ -61,22 +136,38 @@ int resolve_splits(const DecodeParams& p) {
                                 p.head_dim);
 }
 
+template <typename T>
+void launch_attention(const DecodeParams& p, TileChoice choice, float* o_part, float* lse_part, unsigned* counters,
+                      cudaStream_t stream) {
+  switch (kd_for(p.head_dim) * 4 + static_cast<int>(choice.tier)) {
+    case 64 * 4 + static_cast<int>(SmemTier::kib99): decode::launch_attention<T, 64, SmemTier::kib99>(p, o_part, lse_part, counters, stream); break;
+    case 64 * 4 + static_cast<int>(SmemTier::kib227): decode::launch_attention<T, 64, SmemTier::kib227>(p, o_part, lse_part, counters, stream); break;
+    case 128 * 4 + static_cast<int>(SmemTier::kib99): decode::launch_attention<T, 128, SmemTier::kib99>(p, o_part, lse_part, counters, stream); break;
+    case 128 * 4 + static_cast<int>(SmemTier::kib163): decode::launch_attention<T, 128, SmemTier::kib163>(p, o_part, lse_part, counters, stream); break;
+    case 128 * 4 + static_cast<int>(SmemTier::kib227): decode::launch_attention<T, 128, SmemTier::kib227>(p, o_part, lse_part, counters, stream); break;
+    case 256 * 4 + static_cast<int>(SmemTier::kib99): decode::launch_attention<T, 256, SmemTier::kib99>(p, o_part, lse_part, counters, stream); break;
+    case 256 * 4 + static_cast<int>(SmemTier::kib163): decode::launch_attention<T, 256, SmemTier::kib163>(p, o_part, lse_part, counters, stream); break;
+    default: decode::launch_attention<T, 256, SmemTier::kib227>(p, o_part, lse_part, counters, stream); break;
+  }
+}
+
 }  // namespace
 
 int cuda_decode_num_splits(int device, int batch, int heads_kv, int heads_q, int seqlen_q, int max_seqlen_k,
                            int head_dim) {
-  const DeviceInfo& info = device_info(device);
-  const int kd = kd_for(head_dim);
-  const int per_sm = info.ctas_per_sm[kd == 64 ? 0 : (kd == 128 ? 1 : 2)];
+  const TileChoice choice = tile_for_head_dim(head_dim, device_smem_per_block(device));
+  const auto [sms, per_sm] = device_slots(device, kd_for(head_dim), choice);
   const int rows = (heads_q / heads_kv) * seqlen_q;
-  const int ctas = batch * heads_kv * ((rows + DecodeTile<64>::kMaxRows - 1) / DecodeTile<64>::kMaxRows);
+  const int ctas = batch * heads_kv * ((rows + choice.max_rows - 1) / choice.max_rows);
   const int tiles = (max_seqlen_k + decode::kSplitGrainKeys - 1) / decode::kSplitGrainKeys;
-  return decode::choose_device_splits(ctas, info.sms, per_sm, tiles);
+  return decode::choose_device_splits(ctas, sms, per_sm, tiles);
 }
 
 void cuda_decode(const DecodeParams& p0) {
   DecodeParams p = p0;
-  device_info(p.device.index);  // throws (before anything runs) on a device older than sm_80
+  // Both throw before anything runs: a device older than sm_80, no tile that fits.
+  check_device(p.device.index);
+  const TileChoice choice = tile_for_head_dim(p.head_dim, device_smem_per_block(p.device.index));
   const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
   int previous = 0;
   FLASHATTN_CUDA_CHECK(cudaGetDevice(&previous));
@@ -97,7 +188,7 @@ void cuda_decode(const DecodeParams& p0) {
     if (splits > 1) {
       // Parts, and one arrival counter per attention CTA of the unsplit grid (the last CTA of
       // each to finish merges the parts, see decode_combine_kernel.cuh; split_counters.hpp).
-      const int row_groups = ((p.heads_q / p.heads_kv) * p.seqlen_q + DecodeTile<64>::kMaxRows - 1) / DecodeTile<64>::kMaxRows;
+      const int row_groups = ((p.heads_q / p.heads_kv) * p.seqlen_q + choice.max_rows - 1) / choice.max_rows;
       const std::size_t n_counters = static_cast<std::size_t>(p.batch) * p.heads_kv * row_groups;
       const std::size_t part_floats = rows * splits * (p.head_dim + 1);
       counters = decode::split_counters_for(p.device.index, stream, n_counters);
@@ -112,13 +203,9 @@ void cuda_decode(const DecodeParams& p0) {
         FLASHATTN_CUDA_CHECK(err);
       }
     }
-    const int kd = kd_for(p.head_dim);
-    if (kd == 64) bf16 ? decode::launch_attention<__nv_bfloat16, 64>(p, o_part, lse_part, counters, stream)
-                       : decode::launch_attention<__half, 64>(p, o_part, lse_part, counters, stream);
-    else if (kd == 128) bf16 ? decode::launch_attention<__nv_bfloat16, 128>(p, o_part, lse_part, counters, stream)
-                             : decode::launch_attention<__half, 128>(p, o_part, lse_part, counters, stream);
-    else bf16 ? decode::launch_attention<__nv_bfloat16, 256>(p, o_part, lse_part, counters, stream)
-              : decode::launch_attention<__half, 256>(p, o_part, lse_part, counters, stream);
+    const TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + splits - 1) / splits);
+    if (bf16) launch_attention<__nv_bfloat16>(p, tile, o_part, lse_part, counters, stream);
+    else launch_attention<__half>(p, tile, o_part, lse_part, counters, stream);
     if (splits > 1) device_free(scratch, p.device.index, p.stream);
   }
   if (previous != p.device.index) cudaSetDevice(previous);

@@ -11,11 +11,11 @@
 
 namespace flashattn::detail::decode {
 
-template <typename T, int kD>
+template <typename T, int kD, SmemTier kTier>
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
                       cudaStream_t stream) {
-  using Tile = DecodeTile<kD>;
-  auto kernel = decode_attention_kernel<T, kD>;
+  using Tile = DecodeTile<kD, kTier>;
+  auto kernel = decode_attention_kernel<T, kD, kTier>;
   // Opt in to > 48 KB of dynamic shared memory, once per device (the call costs microseconds,
   // as much as a short decode step).
   static std::atomic<std::uint64_t> opted_in{0};
@@ -31,10 +31,10 @@ void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, uns
   FLASHATTN_CUDA_CHECK(cudaGetLastError());
 }
 
-template <int kD>
+template <int kD, SmemTier kTier>
 int decode_occupancy() {
-  using Tile = DecodeTile<kD>;
-  auto kernel = decode_attention_kernel<__nv_bfloat16, kD>;
+  using Tile = DecodeTile<kD, kTier>;
+  auto kernel = decode_attention_kernel<__nv_bfloat16, kD, kTier>;
   FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Tile::kSmem)));
   int n = 0;
   FLASHATTN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, Tile::kThreads, Tile::kSmem));
