@@ -19,11 +19,12 @@ namespace {
 // reads of the tile's accumulator, DqLayout::element (constant divisors only) places each
 // value in a row-major shared tile, then 16-byte row stores. The earlier thread-per-element
 // form divided 64-bit scratch row numbers twice per element and stored 2 bytes at a time.
-template <typename T, int D>
+// kCompact: the main kernel ran the compact tile (its q tile and DqLayout).
+template <typename T, int D, bool kCompact>
 __global__ void __launch_bounds__(256)
     bwd_convert_dq_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc,
                           bool vec) {
-  constexpr int M = BwdTile<D>::kBlockM, kTile = M * D;
+  constexpr int M = BwdTile<D, kCompact>::kBlockM, kTile = M * D;
   constexpr int kLd = D + 8;  // row pitch of the shared tile (16-byte aligned rows)
   static_assert(kTile % (4 * 256) == 0 && kTile % (8 * 256) == 0, "whole vectors per thread");
   __shared__ alignas(16) T tile[M * kLd];
@@ -42,7 +43,7 @@ __global__ void __launch_bounds__(256)
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         int row, col;
-        DqLayout<D>::element(q4 * 4 + r, row, col);
+        DqLayout<D, kCompact>::element(q4 * 4 + r, row, col);
         tile[row * kLd + col] = Elem<T>::from_float(e[r] * sc.dq_scale);
       }
     }
@@ -69,12 +70,14 @@ __global__ void __launch_bounds__(256)
 
 template <typename T>
 void launch_convert(const AttentionParams& p, const BwdScratch& sc, bool vec, cudaStream_t stream) {
-  const unsigned tiles = static_cast<unsigned>(sc.seq_pad / bwd_block_m(sc.dq_ld));
+  const unsigned tiles = static_cast<unsigned>(sc.seq_pad / bwd_block_m(sc.dq_ld, sc.compact));
   const dim3 grid(tiles, static_cast<unsigned>(p.heads_q), static_cast<unsigned>(std::min(p.batch, 65535)));
-  switch (sc.dq_ld) {
-    case 64: bwd_convert_dq_kernel<T, 64><<<grid, 256, 0, stream>>>(p, sc, vec); break;
-    case 128: bwd_convert_dq_kernel<T, 128><<<grid, 256, 0, stream>>>(p, sc, vec); break;
-    default: bwd_convert_dq_kernel<T, 256><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+  switch (sc.dq_ld * 2 + (sc.compact ? 1 : 0)) {
+    case 128: bwd_convert_dq_kernel<T, 64, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+    case 129: bwd_convert_dq_kernel<T, 64, true><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+    case 256: bwd_convert_dq_kernel<T, 128, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+    case 257: bwd_convert_dq_kernel<T, 128, true><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+    default: bwd_convert_dq_kernel<T, 256, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
   }
 }
 

@@ -3,7 +3,7 @@
 
 namespace flashattn::detail::sm80_bwd {
 
-template void run_bwd_main<__half, 128>(const AttentionParams&, const BwdScratch&, cudaStream_t);
-template void run_bwd_main<__nv_bfloat16, 128>(const AttentionParams&, const BwdScratch&, cudaStream_t);
+template void run_bwd_main<__half, 128, false>(const AttentionParams&, const BwdScratch&, cudaStream_t);
+template void run_bwd_main<__nv_bfloat16, 128, false>(const AttentionParams&, const BwdScratch&, cudaStream_t);
 
 }  // namespace flashattn::detail::sm80_bwd

@@ -3,7 +3,7 @@
 
 namespace flashattn::detail::sm80_bwd {
 
-template void run_bwd_main<__half, 256>(const AttentionParams&, const BwdScratch&, cudaStream_t);
-template void run_bwd_main<__nv_bfloat16, 256>(const AttentionParams&, const BwdScratch&, cudaStream_t);
+template void run_bwd_main<__half, 256, false>(const AttentionParams&, const BwdScratch&, cudaStream_t);
+template void run_bwd_main<__nv_bfloat16, 256, false>(const AttentionParams&, const BwdScratch&, cudaStream_t);
 
 }  // namespace flashattn::detail::sm80_bwd

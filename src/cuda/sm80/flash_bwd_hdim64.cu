@@ -3,7 +3,7 @@
 
 namespace flashattn::detail::sm80_bwd {
 
-template void run_bwd_main<__half, 64>(const AttentionParams&, const BwdScratch&, cudaStream_t);
-template void run_bwd_main<__nv_bfloat16, 64>(const AttentionParams&, const BwdScratch&, cudaStream_t);
+template void run_bwd_main<__half, 64, false>(const AttentionParams&, const BwdScratch&, cudaStream_t);
+template void run_bwd_main<__nv_bfloat16, 64, false>(const AttentionParams&, const BwdScratch&, cudaStream_t);
 
 }  // namespace flashattn::detail::sm80_bwd

@@ -82,10 +82,10 @@ inline constexpr bool kTmaArch = true;
 inline constexpr bool kTmaArch = false;
 #endif
 
-template <typename T, int D, bool kPlain, bool kTma>
+template <typename T, int D, bool kPlain, bool kTma, bool kCompact>
 __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const BwdScratch& sc, const BwdTma& tm) {
-  using Tile = BwdTile<D>;
-  using Loop = Mainloop<T, D, kPlain>;
+  using Tile = BwdTile<D, kCompact>;
+  using Loop = Mainloop<T, D, kPlain, kCompact>;
   constexpr int M = Tile::kBlockM, N = Tile::kBlockN;
   static_assert(2 * M <= kThreads, "one thread per LSE2 / Drow row");
   // 128-byte aligned: after the static BlockBases (64 bytes) the dynamic base sat 64 bytes past a
@@ -208,7 +208,7 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
                     p.do_row_stride, rows, head_dim, sc.vec_in, ctid);
   };
 
-  KvAccum<D> acc;
+  KvAccum<D, kCompact> acc;
 #pragma unroll
   for (int mt = 0; mt < Tile::kKvMTiles; ++mt)
 #pragma unroll
@@ -338,14 +338,16 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
 }
 
 // kTma (D = 64, plain): launched on compute capability 9.0 only, so its sm_80 code is a stub.
-template <typename T, int D, bool kPlain, bool kTma>
+// kCompact: the 99 KiB tiles (BwdTile); never with kTma (Hopper takes the standard tiles).
+template <typename T, int D, bool kPlain, bool kTma, bool kCompact>
 __global__ void __launch_bounds__(kThreads, 1)
     flash_bwd_kernel(const __grid_constant__ AttentionParams p, const __grid_constant__ BwdScratch sc,
                      const __grid_constant__ BwdTma tm) {
+  static_assert(!(kTma && kCompact), "the TMA form is for the standard D = 64 tile only");
   if constexpr (kTma && !kTmaArch)
     __trap();
   else
-    flash_bwd_body<T, D, kPlain, kTma>(p, sc, tm);
+    flash_bwd_body<T, D, kPlain, kTma, kCompact>(p, sc, tm);
 }
 
 }  // namespace flashattn::detail::sm80_bwd

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/common/device_smem.hpp"
 #include "cuda/sm80/flash_bwd_sm80.hpp"
 #include "cuda/sm80/sm80_engine.hpp"
 #include "cuda/sm80/tile_size_bwd_sm80.hpp"
@@ -67,26 +68,30 @@ std::size_t round_up(std::size_t x) { return (x + 255) / 256 * 256; }
 
 template <typename T>
 void run_main(const AttentionParams& p, const BwdScratch& sc, int dpad, cudaStream_t stream) {
+  if (sc.compact) {
+    if (dpad == 64)
+      run_bwd_main<T, 64, true>(p, sc, stream);
+    else
+      run_bwd_main<T, 128, true>(p, sc, stream);  // choose_bwd_tile has no compact tile at D = 256
+    return;
+  }
   switch (dpad) {
-    case 64: run_bwd_main<T, 64>(p, sc, stream); break;
-    case 128: run_bwd_main<T, 128>(p, sc, stream); break;
-    default: run_bwd_main<T, 256>(p, sc, stream); break;
+    case 64: run_bwd_main<T, 64, false>(p, sc, stream); break;
+    case 128: run_bwd_main<T, 128, false>(p, sc, stream); break;
+    default: run_bwd_main<T, 256, false>(p, sc, stream); break;
   }
 }
 
 }  // namespace
 
 namespace sm80_bwd {
-int bwd_block_m(int padded_dim) {
+int bwd_block_m(int padded_dim, bool compact) {
+  if (compact) return padded_dim == 64 ? BwdTile<64, true>::kBlockM : BwdTile<128, true>::kBlockM;
   return padded_dim == 64 ? BwdTile<64>::kBlockM : padded_dim == 128 ? BwdTile<128>::kBlockM : BwdTile<256>::kBlockM;
 }
-int bwd_block_n(int padded_dim) {
+int bwd_block_n(int padded_dim, bool compact) {
+  if (compact) return padded_dim == 64 ? BwdTile<64, true>::kBlockN : BwdTile<128, true>::kBlockN;
   return padded_dim == 64 ? BwdTile<64>::kBlockN : padded_dim == 128 ? BwdTile<128>::kBlockN : BwdTile<256>::kBlockN;
-}
-std::size_t bwd_smem_bytes(int padded_dim, int stages) {
-  return padded_dim == 64    ? BwdTile<64>::smem_bytes(stages)
-         : padded_dim == 128 ? BwdTile<128>::smem_bytes(stages)
-                             : BwdTile<256>::smem_bytes(stages);
 }
 }  // namespace sm80_bwd
 
@@ -97,25 +102,31 @@ void sm80_backward(const AttentionParams& p) {
   const bool varlen = p.is_varlen();
   const int dpad = padded_head_dim(p.head_dim);
 
-  int smem_optin = 0;
-  FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&smem_optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  int stages = 2;
-  constexpr std::size_t kStaticSmem = 128;  // the kernel's BlockBases and mbarriers, padded to the 128-byte aligned dynamic base
-  if (bwd_smem_bytes(dpad, 2) + kStaticSmem > std::size_t(smem_optin)) stages = 1;
-  if (bwd_smem_bytes(dpad, 1) + kStaticSmem > std::size_t(smem_optin))
+  // The device's opt-in shared memory, lowered by FLASHATTN_MAX_SMEM_PER_BLOCK (device_smem.hpp).
+  const std::size_t smem_limit = device_smem_per_block(device);
+  const BwdTileChoice tile = choose_bwd_tile(dpad, smem_limit);
+  if (tile.kind == BwdTileKind::none) {
+    // The smallest tile there is at this head dim, with one stage.
+    const std::size_t need = kBwdStaticSmem + (bwd_tile_smem(dpad, BwdTileKind::compact, 1) > 0
+                                                   ? bwd_tile_smem(dpad, BwdTileKind::compact, 1)
+                                                   : bwd_tile_smem(dpad, BwdTileKind::standard, 1));
     throw Error(Error::Kind::unsupported, "",
-                "sm80 backward: head_dim " + std::to_string(p.head_dim) + " needs " +
-                    std::to_string(bwd_smem_bytes(dpad, 1)) + " bytes of shared memory per block, the device offers " +
-                    std::to_string(smem_optin));
+                "sm80 backward: head_dim " + std::to_string(p.head_dim) + " needs " + std::to_string(need) +
+                    " bytes of shared memory per block, the device offers " + std::to_string(smem_limit));
+  }
 
   BwdScratch sc;
-  const int block_m = bwd_block_m(dpad);
-  sc.seq_pad = (p.seqlen_q + block_m - 1) / block_m * block_m;
+  const bool compact = tile.kind == BwdTileKind::compact;
+  sc.compact = compact;
+  const int block_m = bwd_block_m(dpad, compact);
+  // Whole 64-row blocks for the preprocess (and q tiles): a multiple of block_m either way.
+  const int row_block = std::max(block_m, 64);
+  sc.seq_pad = (p.seqlen_q + row_block - 1) / row_block * row_block;
   sc.rows_alloc = std::int64_t(p.batch) * sc.seq_pad;
   sc.dq_ld = dpad;
-  sc.n_kv_tiles = (p.seqlen_k + bwd_block_n(dpad) - 1) / bwd_block_n(dpad);
+  sc.n_kv_tiles = (p.seqlen_k + bwd_block_n(dpad, compact) - 1) / bwd_block_n(dpad, compact);
   sc.n_q_tiles = (p.seqlen_q + block_m - 1) / block_m;
-  sc.stages = stages;
+  sc.stages = tile.stages;
   sc.dq_scale = bwd_plain(p) ? p.scale : 1.f;
   sc.vec_in = rows_vectorizable(p.q, p.q_batch_stride, p.q_row_stride, p.q_head_stride, varlen) &&
               rows_vectorizable(p.k, p.k_batch_stride, p.k_row_stride, p.k_head_stride, varlen) &&

@@ -1,6 +1,6 @@
-// Launches the main backward kernel for one (dtype, padded head dim); included by the
-// per-head-dim instantiation files only, so each compiles one kernel pair (three at D = 64: the
-// plain kernel's TMA form too).
+// Launches the main backward kernel for one (dtype, padded head dim, tile kind); included by the
+// per-head-dim instantiation files only, so each compiles one kernel pair (three at D = 64 with
+// the standard tile: the plain kernel's TMA form too; the compact tiles have no TMA form).
 #pragma once
 
 #include "cuda/common/cuda_check.cuh"
@@ -27,20 +27,22 @@ bool bwd_tma_maps(const AttentionParams& p, const BwdScratch& sc, std::size_t sm
   return ok;
 }
 
-template <typename T, int D>
+template <typename T, int D, bool kCompact>
 void run_bwd_main(const AttentionParams& p, const BwdScratch& sc, cudaStream_t stream) {
-  using Tile = BwdTile<D>;
+  using Tile = BwdTile<D, kCompact>;
   const std::int64_t blocks = std::int64_t(sc.n_kv_tiles) * p.heads_kv * p.batch;
   if (blocks == 0) return;
   std::size_t smem = Tile::smem_bytes(sc.stages);
   BwdTma tm{};
-  if constexpr (D == 64) {
+  if constexpr (D == 64 && !kCompact) {
     if (bwd_plain(p) && bwd_tma_maps<T>(p, sc, smem + 1024, tm)) smem += 1024;  // room to align the tiles to 1024 bytes
   }
   // The TMA form is a separate plain kernel: with the cp.async issue compiled in beside it, the plain
   // D = 64 kernel spilled 4 bytes.
-  auto kernel = bwd_plain(p) ? (tm.enabled ? flash_bwd_kernel<T, D, true, D == 64> : flash_bwd_kernel<T, D, true, false>)
-                             : flash_bwd_kernel<T, D, false, false>;
+  constexpr bool kTmaForm = D == 64 && !kCompact;
+  auto kernel = bwd_plain(p) ? (tm.enabled ? flash_bwd_kernel<T, D, true, kTmaForm, kCompact>
+                                           : flash_bwd_kernel<T, D, true, false, kCompact>)
+                             : flash_bwd_kernel<T, D, false, false, kCompact>;
   FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   kernel<<<dim3(static_cast<unsigned>(blocks)), kThreads, smem, stream>>>(p, sc, tm);
   FLASHATTN_CUDA_CHECK(cudaGetLastError());

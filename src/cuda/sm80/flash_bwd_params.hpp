@@ -15,13 +15,14 @@ struct BwdScratch {
   float* drow = nullptr;      // (heads_q, rows_alloc): rowsum(dO * O)
   int* semaphores = nullptr;  // (batch, heads_q, q_tiles): deterministic dQ order, else null
   std::int64_t rows_alloc = 0;  // batch * seq_pad
-  int seq_pad = 0;              // max seqlen_q rounded up to kBlockM
+  int seq_pad = 0;              // max seqlen_q rounded up to a multiple of kBlockM and of 64
   int dq_ld = 0;          // padded head dim of dq_accum rows
   int n_kv_tiles = 0;     // per sequence (max seqlen_k / kBlockN, rounded up)
   int n_q_tiles = 0;      // per sequence (max seqlen_q / kBlockM, rounded up)
   int stages = 1;         // Q/dO buffers: 2 overlaps the next tile's load (shared-memory budget)
   bool vec_in = false;    // q, k, v, dout: 16-byte aligned rows (cp.async usable)
   bool vec_out = false;   // dk, dv: 16-byte aligned rows
+  bool compact = false;   // BwdTile<D, true> (99 KiB GPUs): the q tile and DqLayout of the dQ conversion
   float dq_scale = 1.f;   // applied by the dQ conversion: the plain kernel's dS leaves out the scale
 };
 

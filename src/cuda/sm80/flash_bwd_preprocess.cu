@@ -21,7 +21,7 @@
 namespace flashattn::detail::sm80_bwd {
 namespace {
 
-constexpr int kPreRows = 64;  // divides every kBlockM, hence seq_pad
+constexpr int kPreRows = 64;  // seq_pad is a multiple of it (flash_bwd_launch.cu)
 constexpr int kPreThreads = 256;
 
 template <typename T, int D>

@@ -15,8 +15,9 @@ void run_bwd_preprocess(const AttentionParams& p, const BwdScratch& sc, cudaStre
 // fp32 dQ accumulator -> p.dq in the input dtype with p's strides (flash_bwd_convert_dq.cu).
 void run_bwd_convert_dq(const AttentionParams& p, const BwdScratch& sc, cudaStream_t stream);
 
-// The main kernel for padded head dim D (flash_bwd_hdim<D>.cu). T: __half or __nv_bfloat16.
-template <typename T, int D>
+// The main kernel for padded head dim D (flash_bwd_hdim<D>.cu; kCompact: the 99 KiB tiles,
+// flash_bwd_hdim<D>_compact.cu). T: __half or __nv_bfloat16.
+template <typename T, int D, bool kCompact>
 void run_bwd_main(const AttentionParams& p, const BwdScratch& sc, cudaStream_t stream);
 
 // The plain kernel (no dropout / softcap / ALiBi) serves the call: the common training case.
@@ -24,9 +25,8 @@ inline bool bwd_plain(const AttentionParams& p) {
   return p.dropout_p <= 0.f && p.softcap <= 0.f && p.alibi_slopes == nullptr;
 }
 
-// Bytes of dynamic shared memory the main kernel needs for padded head dim D.
-std::size_t bwd_smem_bytes(int padded_dim, int stages);
-int bwd_block_n(int padded_dim);
-int bwd_block_m(int padded_dim);
+// Tile extents of padded head dim D, standard or compact tile (BwdTile).
+int bwd_block_n(int padded_dim, bool compact);
+int bwd_block_m(int padded_dim, bool compact);
 
 }  // namespace flashattn::detail::sm80_bwd

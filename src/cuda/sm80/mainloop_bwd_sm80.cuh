@@ -35,9 +35,9 @@
 namespace flashattn::detail::sm80_bwd {
 
 // Accumulators of the whole kv tile (live across every q tile of the block).
-template <int D>
+template <int D, bool kCompact>
 struct KvAccum {
-  using Tile = BwdTile<D>;
+  using Tile = BwdTile<D, kCompact>;
   float dk[Tile::kKvMTiles][Tile::kKvNTiles][4];
   float dv[Tile::kKvMTiles][Tile::kKvNTiles][4];
 };
@@ -62,9 +62,9 @@ struct StepRows {
 
 // kPlain: the call has no dropout, softcap or ALiBi; those hooks compile away, which
 // shrinks the step's code by about a third (the i-cache misses of the feature path).
-template <typename T, int D, bool kPlain>
+template <typename T, int D, bool kPlain, bool kCompact>
 struct Mainloop {
-  using Tile = BwdTile<D>;
+  using Tile = BwdTile<D, kCompact>;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   static constexpr bool kStMatrix = true;
 #else
@@ -86,11 +86,12 @@ struct Mainloop {
   // loads all kBlockM rows of a tile (kRowsBy4, TMA); sm_80 zero-fills them (cp.async), so it keeps
   // the predicate. H200: d64 +2-3% together with the TMA loads, d128 +0.5%; d256 -1.5%, so it keeps it.
   static constexpr bool kRowsUnpredicated = kStMatrix && D <= 128;
-  // m-tiles of S / dP per pass (see step): as many as fit next to dK / dV without spilling.
-  static constexpr int kSPassM = D == 64 && kPlain    ? 4
-                                 : D == 128 && !kPlain ? 1
-                                 : Tile::kSMTiles < 2  ? Tile::kSMTiles
-                                                       : 2;
+  // m-tiles of S / dP per pass (see step): as many as fit next to dK / dV without spilling, at
+  // most the warp's m-tiles (the compact tiles have two at D = 64, one at D = 128).
+  static constexpr int kSPassMWanted = D == 64 && kPlain    ? 4
+                                       : D == 128 && !kPlain ? 1
+                                       : 2;
+  static constexpr int kSPassM = kSPassMWanted < Tile::kSMTiles ? kSPassMWanted : Tile::kSMTiles;
 
   // Per-lane address offsets, computed once per block (see fragments_bwd_sm80.cuh): tables
   // for operands whose column block is a compile-time multiple of 16, explicit entries for
@@ -122,7 +123,7 @@ struct Mainloop {
   // (so its shared-memory reads do not queue behind the dQ reds).
   template <typename Issue, typename BeforeDq>
   __device__ static void step(const AttentionParams& p, const MaskBounds& mask, const StepTiles& tiles,
-                              const StepRows& sr, const Lanes& ln, int head_dim, KvAccum<D>& acc,
+                              const StepRows& sr, const Lanes& ln, int head_dim, KvAccum<D, kCompact>& acc,
                               int tid, Issue&& issue_next, BeforeDq&& before_dq) {
     // Tile addresses pass through an opaque move each step: the operand addresses derived
     // from them are then formed next to their loads rather than hoisted out of the q-tile
@@ -377,7 +378,7 @@ struct Mainloop {
         }
         // DqLayout order: each warp-wide red covers whole 128-byte lines; rows past the
         // sequence end add zeros into this tile's own padded region.
-        using L = DqLayout<D>;
+        using L = DqLayout<D, kCompact>;
         float* base = ptx::mov_opaque_ptr(sr.dq) +
                       static_cast<int>(ptx::mov_opaque_u32(static_cast<std::uint32_t>(L::position(warp, lane, 0))));
 #pragma unroll

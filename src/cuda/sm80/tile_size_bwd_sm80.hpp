@@ -12,6 +12,7 @@
 // kernel (round 8) asks for 1 KiB more to align its tiles to 1024 bytes.
 // D = 128: 64 x 128; 161 KiB with two stages.
 // D = 256: 64 x 64; 144.5 KiB with one stage (A100), 209 KiB with two (H100 / H200).
+// 99 KiB GPUs (sm_86 / sm_89) take the compact tiles: see "Compact tiles" at the end.
 //
 // Measured (H200, bf16, 16k tokens, hidden 2048, 8k sequence, backward TFLOP/s, one run
 // with torch FLASH_ATTENTION = FA2: d64 280, d128 298, d256 253; causal 257 / 281 / 242):
@@ -268,21 +269,52 @@
 //   - the unpredicated rows at D = 256: -1.5..-2% (d256 16k 259 vs 264); kept at D <= 128 only.
 //   - the TMA issue at the top of the step instead of after the dV product: same as after dV
 //     (d64 within +-0.5%), so it stays at Mainloop::kIssueAt.
+// Compact tiles (99 KiB GPUs). sm_86 / sm_89 (RTX 30xx / 40xx, A10, L4, L40) offer 101376 bytes
+// per block, where no standard tile fits even with one stage (D = 64 / 128 / 256 need 129 / 128.5
+// / 144.5 KiB). BwdTile<D, true>, with the warp layouts of the standard tile of the same head dim;
+// choose_bwd_tile takes standard over compact, two stages over one:
+//   D = 64:  64 x 128, two stages, 99328 bytes (+128 static: 99456); FA2's sm86 / sm89 tile and
+//            warp atoms (S / dP 2 x 4, dK / dV 4 x 2, dQ 4 x 2); two m-tiles per S / dP pass.
+//   D = 128: 32 x 128, one stage, 98560 bytes (two need 115200). FA2 takes 64 x 64 there (80.5 KiB,
+//            S / dP 4 x 2, dK / dV 2 x 4, V in registers); ours with that tile was 2-8% slower
+//            (H200 under the 101376 limit, bf16, 16k tokens, hidden 2048, TFLOP/s 32 x 128 / 64 x 64,
+//            best of 3: 1k / 4k / 8k 173 / 163, 206 / 196, 208 / 203; causal 139 / 135, 198 / 184,
+//            215 / 200): per q row the block covers twice the keys, so half the dQ red.add per
+//            flop and twice the K / V reuse per Q / dO load, for the same mma work per step.
+//   D = 256: none. P / dS rows are whole swizzle periods (kBlockN >= 64), so K and V alone take
+//            64 KiB; with 8 warps, S / dP needs kBlockM >= 32 (16-row warp slices, n-tile pairs: at
+//            most 4 warps across 64 keys), and 32 x 64 needs 106752 bytes. FA2 runs D = 256 there
+//            with 64 x 32 tiles, V in registers and no second stage: a different kernel. Such calls
+//            throw unsupported (head_dim, bytes needed and offered).
+// Same kernels otherwise, no TMA form (Hopper never takes them); built for sm_80 and sm_90a, so that
+// FLASHATTN_MAX_SMEM_PER_BLOCK=101376 (device_smem.hpp) tests and times them on an H100 / H200.
+// seq_pad is rounded to whole 64-row blocks (the preprocess' unit) since a 32-row q tile no longer
+// implies it. Measured in one call (H200, bf16, 16k tokens, hidden 2048, bench/sm80_bwd_tune.cu,
+// TFLOP/s standard / compact, the compact ones under FLASHATTN_MAX_SMEM_PER_BLOCK=101376, best of 3
+// interleaved; on an H200 these only say that the compact tiles work and roughly how fast, not how an
+// sm_86 / sm_89 runs them):
+//   d64  1k 224 / 196   4k 277 / 235   8k 291 / 244   causal 162 / 146   247 / 212   272 / 230
+//   d128 1k 241 / 173   4k 299 / 204   8k 314 / 206   causal 175 / 138   262 / 197   288 / 215
+// Same call: tests/cuda/test_backward_compact_tiles.cpp and every backward GPU test pass under 101376
+// (but those of head dims padded to 256: unsupported), 166912 and no limit; memcheck / racecheck clean.
 
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 
 namespace flashattn::detail::sm80_bwd {
 
 constexpr int kThreads = 256;  // 8 warps
 constexpr int kWarps = kThreads / 32;
 
-template <int kHeadDim>
+// kCompact: the tiles of 99 KiB GPUs (see "Compact tiles" above).
+template <int kHeadDim, bool kCompact = false>
 struct BwdTile {
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "instantiated head dims");
-  static constexpr int kBlockM = kHeadDim == 64 ? 128 : 64;
-  static constexpr int kBlockN = kHeadDim <= 128 ? 128 : 64;
+  static_assert(!kCompact || kHeadDim <= 128, "no compact tile at D = 256 (see above)");
+  static constexpr int kBlockM = kCompact ? (kHeadDim == 64 ? 64 : 32) : kHeadDim == 64 ? 128 : 64;
+  static constexpr int kBlockN = kCompact || kHeadDim <= 128 ? 128 : 64;
   static constexpr int D = kHeadDim;
 
   // S / dP (M x N): kSWarpsM x kSWarpsN warps.
@@ -302,7 +334,9 @@ struct BwdTile {
   static constexpr int kQCols = D / kQWarpsD;
   static constexpr int kQChunk = kQCols < 32 ? kQCols : 32, kQNTiles = kQChunk / 8;
 
+  static_assert(kSMTiles >= 1 && kKvMTiles >= 1 && kQMTiles >= 1, "warps own whole m16 slices");
   static_assert(kSNTiles % 2 == 0 && kKvNTiles % 2 == 0 && kQNTiles % 2 == 0, "B operands load n-tile pairs");
+  static_assert(kBlockN % 64 == 0, "P / dS rows are whole swizzle periods (swz<kBlockN>)");
 
   static constexpr std::size_t smem_bytes(int stages) {
     return 2 * (2 * std::size_t(kBlockN) * D + std::size_t(stages) * 2 * kBlockM * D +
@@ -310,6 +344,40 @@ struct BwdTile {
            4 * std::size_t(stages) * 2 * kBlockM;  // LSE2 and Drow of each stage's rows (fp32)
   }
 };
+
+// The kernel's static shared memory (BlockBases, the TMA mbarriers), padded to the 128-byte
+// aligned dynamic base: counted against the device's per-block limit with the tiles.
+inline constexpr std::size_t kBwdStaticSmem = 128;
+
+enum class BwdTileKind { standard, compact, none };
+struct BwdTileChoice {
+  BwdTileKind kind;
+  int stages;  // 0 with none
+};
+
+// Dynamic shared memory of a tile kind at padded head dim d (64, 128, 256); 0 for a compact tile
+// at D = 256, which does not exist.
+constexpr std::size_t bwd_tile_smem(int d, BwdTileKind kind, int stages) {
+  if (kind == BwdTileKind::standard)
+    return d == 64 ? BwdTile<64>::smem_bytes(stages)
+           : d == 128 ? BwdTile<128>::smem_bytes(stages)
+                      : BwdTile<256>::smem_bytes(stages);
+  if (kind == BwdTileKind::compact)
+    return d == 64 ? BwdTile<64, true>::smem_bytes(stages) : d == 128 ? BwdTile<128, true>::smem_bytes(stages) : 0;
+  return 0;
+}
+
+// The tile a device with `smem_per_block` bytes per block (device_smem_per_block) runs at padded head
+// dim d: the standard tile with two stages, else one; else the compact tile with two, else one;
+// else none (the caller reports it as unsupported).
+constexpr BwdTileChoice choose_bwd_tile(int d, std::size_t smem_per_block) {
+  for (BwdTileKind kind : {BwdTileKind::standard, BwdTileKind::compact})
+    for (int stages = 2; stages >= 1; --stages) {
+      const std::size_t bytes = bwd_tile_smem(d, kind, stages);
+      if (bytes > 0 && bytes + kBwdStaticSmem <= smem_per_block) return {kind, stages};
+    }
+  return {BwdTileKind::none, 0};
+}
 
 // Order of the dQ accumulator inside one q tile's kBlockM x D block. Lane l of warp w
 // issues its kPerThread adds in kVec-wide vectors; the i-th value goes to
@@ -328,9 +396,9 @@ inline constexpr int kDqVec = 4;
 inline constexpr int kDqVec = 1;
 #endif
 
-template <int kHeadDim>
+template <int kHeadDim, bool kCompact = false>
 struct DqLayout {
-  using Tile = BwdTile<kHeadDim>;
+  using Tile = BwdTile<kHeadDim, kCompact>;
   static constexpr int kVec = kDqVec;
   static constexpr int kPerThread = Tile::kBlockM * kHeadDim / kThreads;
   static_assert(kPerThread % kVec == 0 && kVec <= 4, "a vector lies within one n-tile's accumulators");

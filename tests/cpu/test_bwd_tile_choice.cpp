@@ -1,0 +1,70 @@
+// The sm80 backward's tile choice per shared-memory budget (src/cuda/sm80/tile_size_bwd_sm80.hpp,
+// host code): Hopper and A100 keep the standard tiles, the 99 KiB GPUs (sm_86 / sm_89) take the
+// compact ones, and a budget too small for any tile is reported as none (the engine then throws).
+#include <gtest/gtest.h>
+
+#include "cuda/common/device_smem.hpp"
+#include "cuda/sm80/tile_size_bwd_sm80.hpp"
+
+namespace flashattn::detail::sm80_bwd {
+namespace {
+
+constexpr BwdTileKind kStd = BwdTileKind::standard, kCompact = BwdTileKind::compact, kNone = BwdTileKind::none;
+
+void expect_choice(int d, std::size_t smem, BwdTileKind kind, int stages) {
+  const BwdTileChoice c = choose_bwd_tile(d, smem);
+  EXPECT_EQ(c.kind, kind) << "D = " << d << ", " << smem << " bytes";
+  EXPECT_EQ(c.stages, stages) << "D = " << d << ", " << smem << " bytes";
+  if (c.kind != kNone) {
+    EXPECT_LE(bwd_tile_smem(d, c.kind, c.stages) + kBwdStaticSmem, smem);
+  }
+}
+
+TEST(BwdTileChoice, HopperTakesStandardTilesWithTwoStages) {
+  for (int d : {64, 128, 256}) expect_choice(d, kSmemOptinHopper, kStd, 2);
+}
+
+TEST(BwdTileChoice, A100TakesStandardTiles) {
+  expect_choice(64, kSmemOptinA100, kStd, 2);
+  expect_choice(128, kSmemOptinA100, kStd, 2);
+  expect_choice(256, kSmemOptinA100, kStd, 1);
+}
+
+TEST(BwdTileChoice, NinetyNineKibGpusTakeCompactTiles) {
+  expect_choice(64, kSmemOptinAda, kCompact, 2);
+  expect_choice(128, kSmemOptinAda, kCompact, 1);
+  expect_choice(256, kSmemOptinAda, kNone, 0);  // no tile fits 99 KiB at D = 256 (see the header)
+}
+
+TEST(BwdTileChoice, TooSmallForAnyTile) {
+  for (int d : {64, 128, 256}) {
+    expect_choice(d, 48 * 1024, kNone, 0);
+    expect_choice(d, 0, kNone, 0);
+  }
+}
+
+// The documented sizes (bytes of dynamic shared memory) and the boundaries between choices: one
+// byte less than a tile needs takes the next smaller one.
+TEST(BwdTileChoice, SizesAndBoundaries) {
+  EXPECT_EQ(bwd_tile_smem(64, kCompact, 2), 99328u);
+  EXPECT_EQ(bwd_tile_smem(128, kCompact, 1), 98560u);
+  EXPECT_EQ(bwd_tile_smem(128, kCompact, 2), 115200u);
+  EXPECT_EQ(bwd_tile_smem(64, kStd, 2), 165888u);
+  EXPECT_EQ(bwd_tile_smem(256, kStd, 1), 147968u);
+  EXPECT_EQ(bwd_tile_smem(256, kCompact, 1), 0u);
+  const std::size_t d64c2 = bwd_tile_smem(64, kCompact, 2) + kBwdStaticSmem;
+  expect_choice(64, d64c2, kCompact, 2);
+  expect_choice(64, d64c2 - 1, kCompact, 1);
+  const std::size_t d128c1 = bwd_tile_smem(128, kCompact, 1) + kBwdStaticSmem;
+  expect_choice(128, d128c1, kCompact, 1);
+  expect_choice(128, d128c1 - 1, kNone, 0);
+  const std::size_t d128s1 = bwd_tile_smem(128, kStd, 1) + kBwdStaticSmem;
+  expect_choice(128, d128s1, kStd, 1);
+  expect_choice(128, d128s1 - 1, kCompact, 2);  // between the two, the compact tile has room for two stages
+  const std::size_t d128c2 = bwd_tile_smem(128, kCompact, 2) + kBwdStaticSmem;
+  expect_choice(128, d128c2, kCompact, 2);
+  expect_choice(128, d128c2 - 1, kCompact, 1);
+}
+
+}  // namespace
+}  // namespace flashattn::detail::sm80_bwd
