@@ -8,7 +8,8 @@ namespace flashattn::detail {
 void gemm_nn_avx512(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C, int ldc,
                     bool accumulate);
 
-// True when FLASHATTN_CPU_ISA=avx512 and this host has AVX-512 F + VL (opt-in: see cpu_isa.cpp).
+// True when this host has AVX-512 F + VL at full width (not Zen 4) or FLASHATTN_CPU_ISA=avx512
+// asks for it where it exists; FLASHATTN_CPU_ISA=avx2 turns it off (cpu_isa.cpp).
 // Cached after the first call; tests switch it with set_cpu_gemm_avx512.
 bool cpu_gemm_avx512();
 // Forces the choice (false: AVX2 kernel) for this process; true only takes effect on a host

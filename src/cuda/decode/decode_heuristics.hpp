@@ -128,5 +128,11 @@ inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
 //   this step's leave. (cuDNN runs batch 1 x 4k as a split kernel, 256 CTAs of 4 warps, plus a
 //   separate reduction kernel: Nsight Compute 10.3-11.3 + 3.5-3.7 us in isolation, 11.0-11.2 per
 //   call in the graph.)
+// - cuDNN's batch-1 layout (more, shorter splits on two 4-warp CTAs per SM) with this kernel's
+//   4-warp tile (the 99 KiB one, 80 KB: two per SM on an H200) against the 8-warp tile's 16
+//   splits (H200, graph us, median of 3 alternating rounds, which agree within 0.5 us):
+//     batch 1 x 4k: 8 warps 16 / 24 / 32 splits 11.8 / 15.3 / 18.0; 4 warps 16 / 24 / 32 / 48 /
+//     64 splits 13.1 / 13.8 / 14.0 / 18.0 / 20.3.  x 8k: 8 warps 15.4 / 22.3 / 21.1; 4 warps
+//     19.0 / 18.9 / 18.1 / 25.2 / 24.9.
 
 }  // namespace flashattn::detail::decode
