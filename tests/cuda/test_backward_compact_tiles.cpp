@@ -16,7 +16,9 @@
 #include "common/attention_case.hpp"
 #include "common/attention_variants.hpp"
 #include "cuda/common/device_smem.hpp"
+#include "cuda/backward_device_case.hpp"
 #include "cuda/device_buffer.hpp"
+#include "cuda/smem_limit.hpp"
 #include "cuda/sm80/tile_size_bwd_sm80.hpp"
 
 namespace flashattn::testing {
@@ -24,90 +26,6 @@ namespace {
 
 using detail::sm80_bwd::BwdTileKind;
 
-// Sets FLASHATTN_MAX_SMEM_PER_BLOCK for its lifetime, then restores what was there (or unsets it).
-class SmemLimit {
- public:
-  explicit SmemLimit(std::size_t bytes) {
-    if (const char* old = std::getenv(kVar)) previous_ = old;
-    setenv(kVar, std::to_string(bytes).c_str(), 1);
-  }
-  ~SmemLimit() {
-    if (previous_)
-      setenv(kVar, previous_->c_str(), 1);
-    else
-      unsetenv(kVar);
-  }
-  SmemLimit(const SmemLimit&) = delete;
-  SmemLimit& operator=(const SmemLimit&) = delete;
-
- private:
-  static constexpr const char* kVar = "FLASHATTN_MAX_SMEM_PER_BLOCK";
-  std::optional<std::string> previous_;
-};
-
-// Device copies of every tensor of an AttentionCase (as in test_sm80_backward.cpp).
-struct DeviceCase {
-  AttentionCase& c;
-  std::unique_ptr<DeviceBuffer> q, k, v, out, lse, dout, dq, dk, dv, alibi, cu_q, cu_k;
-
-  explicit DeviceCase(AttentionCase& ac) : c(ac) {
-    q = std::make_unique<DeviceBuffer>(c.q);
-    k = std::make_unique<DeviceBuffer>(c.k);
-    v = std::make_unique<DeviceBuffer>(c.v);
-    out = std::make_unique<DeviceBuffer>(c.out);
-    lse = std::make_unique<DeviceBuffer>(c.lse);
-    dout = std::make_unique<DeviceBuffer>(c.dout);
-    dq = std::make_unique<DeviceBuffer>(c.dq);
-    dk = std::make_unique<DeviceBuffer>(c.dk);
-    dv = std::make_unique<DeviceBuffer>(c.dv);
-    if (c.spec().alibi) alibi = std::make_unique<DeviceBuffer>(c.alibi);
-    if (c.spec().varlen()) {
-      cu_q = std::make_unique<DeviceBuffer>(c.cu_q);
-      cu_k = std::make_unique<DeviceBuffer>(c.cu_k);
-    }
-  }
-
-  TensorView view(const HostTensor& h, const DeviceBuffer& d) const {
-    TensorView tv = c.view(h);
-    tv.data = d.data();
-    tv.device = Device::cuda(0);
-    return tv;
-  }
-
-  void poison_gradients() {
-    for (auto [h, d] : {std::pair{&c.dq, dq.get()}, std::pair{&c.dk, dk.get()}, std::pair{&c.dv, dv.get()}}) {
-      h->poison();
-      d->upload();
-    }
-  }
-
-  // The backward on the poisoned gradients (throws what the engine throws).
-  void call_backward(bool deterministic) {
-    Options o = c.options();
-    o.deterministic = deterministic;
-    if (alibi) o.alibi_slopes = view(c.alibi, *alibi);
-    if (c.spec().varlen())
-      varlen_backward(view(c.dout, *dout), view(c.q, *q), view(c.k, *k), view(c.v, *v), view(c.out, *out),
-                      view(c.lse, *lse), view(c.cu_q, *cu_q), view(c.cu_k, *cu_k), c.max_seqlen_q(),
-                      c.max_seqlen_k(), view(c.dq, *dq), view(c.dk, *dk), view(c.dv, *dv), o);
-    else
-      backward(view(c.dout, *dout), view(c.q, *q), view(c.k, *k), view(c.v, *v), view(c.out, *out),
-               view(c.lse, *lse), view(c.dq, *dq), view(c.dk, *dk), view(c.dv, *dv), o);
-  }
-
-  void download() {
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    dq->download(c.dq);
-    dk->download(c.dk);
-    dv->download(c.dv);
-  }
-
-  void run_backward(bool deterministic = false) {
-    poison_gradients();
-    call_backward(deterministic);
-    download();
-  }
-};
 
 int padded(int d) { return d <= 64 ? 64 : d <= 128 ? 128 : 256; }
 

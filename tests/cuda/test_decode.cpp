@@ -11,6 +11,7 @@
 
 #include "cpu/decode_case.hpp"
 #include "cuda/device_buffer.hpp"
+#include "cuda/smem_limit.hpp"
 
 namespace flashattn::testing {
 namespace {
@@ -283,25 +284,6 @@ TEST(CudaDecode, BadDeviceValuesStayInsideTheCache) {
   dc.run(std::ref(m));
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
 }
-
-// Sets FLASHATTN_MAX_SMEM_PER_BLOCK for one scope (0: unset), restoring what was there.
-class SmemLimit {
- public:
-  explicit SmemLimit(std::size_t bytes) {
-    if (const char* old = std::getenv(kVar)) had_ = true, old_ = old;
-    if (bytes > 0) setenv(kVar, std::to_string(bytes).c_str(), 1);
-    else unsetenv(kVar);
-  }
-  ~SmemLimit() {
-    if (had_) setenv(kVar, old_.c_str(), 1);
-    else unsetenv(kVar);
-  }
-
- private:
-  static constexpr const char* kVar = "FLASHATTN_MAX_SMEM_PER_BLOCK";
-  bool had_ = false;
-  std::string old_;
-};
 
 // Each shared-memory tier's tile (the 99 KiB one of sm_86 / sm_89, the 163 KiB one of A100,
 // Hopper's) against the oracle, on the GPU at hand with its limit lowered. Rows past one CTA's

@@ -17,7 +17,9 @@ template <typename T>
 bool bwd_tma_maps(const AttentionParams& p, const BwdScratch& sc, std::size_t smem, BwdTma& tm) {
   tm.enabled = 0;
   if (p.is_varlen() || !sc.vec_in || sc.stages != 2) return false;
-  if (!tma_device_fits(p.device.index, smem + 128)) return false;  // 128: the kernel's static shared memory
+  // 128: the kernel's static shared memory
+  if (!tma_device_fits(p.device.index, smem + 128, reinterpret_cast<const void*>(&flash_bwd_kernel<T, 64, true, true, false>)))
+    return false;
   constexpr int kRows = BwdTile<64>::kBlockM;
   const bool ok = encode_bshd_tensor_map<T>(&tm.q, p.q, p.head_dim, p.seqlen_q, p.heads_q, p.batch, kRows,
                                             p.q_row_stride, p.q_head_stride, p.q_batch_stride) &&

@@ -39,7 +39,10 @@ constexpr int kFwdTmaSmemBytes = Traits::kSmemBytes + 1024 + 16;
 template <typename Traits>
 bool fwd_tma_maps(const AttentionParams& p, FwdTma& tm) {
   using Elem = typename Traits::Elem;
-  if (p.is_varlen() || !tma_device_fits(p.device.index, kFwdTmaSmemBytes<Traits>)) return false;
+  if (p.is_varlen() ||
+      !tma_device_fits(p.device.index, kFwdTmaSmemBytes<Traits>,
+                       reinterpret_cast<const void*>(&flash_fwd_kernel<Traits, true, true>)))
+    return false;
   return encode_bshd_tensor_map<Elem>(&tm.q, p.q, p.head_dim, p.seqlen_q, p.heads_q, p.batch, Traits::kBlockM,
                                       p.q_row_stride, p.q_head_stride, p.q_batch_stride) &&
          encode_bshd_tensor_map<Elem>(&tm.k, p.k, p.head_dim, p.seqlen_k, p.heads_kv, p.batch, Traits::kBlockN,
