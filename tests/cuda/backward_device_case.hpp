@@ -34,12 +34,7 @@ struct DeviceCase {
     }
   }
 
-  TensorView view(const HostTensor& h, const DeviceBuffer& d) const {
-    TensorView tv = c.view(h);
-    tv.data = d.data();
-    tv.device = Device::cuda(0);
-    return tv;
-  }
+  TensorView view(const HostTensor& h, const DeviceBuffer& d) const { return d.on_device(c.view(h)); }
 
   void poison_gradients() {
     for (auto [h, d] : {std::pair{&c.dq, dq.get()}, std::pair{&c.dk, dk.get()}, std::pair{&c.dv, dv.get()}}) {

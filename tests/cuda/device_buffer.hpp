@@ -45,6 +45,13 @@ class DeviceBuffer {
     return v;
   }
   void* data() const { return ptr_; }
+  // `host_view` (a view of this buffer's HostTensor with the caller's shape / strides, e.g. a
+  // test case's layout) pointed at the device copy.
+  TensorView on_device(TensorView host_view, int device = 0) const {
+    host_view.data = ptr_;
+    host_view.device = Device::cuda(device);
+    return host_view;
+  }
 
  private:
   const HostTensor* host_;

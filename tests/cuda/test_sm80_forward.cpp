@@ -21,12 +21,7 @@ namespace {
 struct GpuForward {
   explicit GpuForward(AttentionCase& c) : c_(c) {}
 
-  TensorView dev_view(const HostTensor& h, const DeviceBuffer& d) const {
-    TensorView v = c_.view(h);
-    v.data = d.data();
-    v.device = Device::cuda(0);
-    return v;
-  }
+  TensorView dev_view(const HostTensor& h, const DeviceBuffer& d) const { return d.on_device(c_.view(h)); }
 
   void run() {
     // Outputs are poisoned on the host (NaN) and uploaded: every element must be written.
