@@ -4,6 +4,7 @@
 
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -72,9 +73,26 @@ TileChoice tile_for_head_dim(int head_dim, std::size_t smem_per_block) {
   return kd == 64 ? tile_for<64>(smem_per_block) : kd == 128 ? tile_for<128>(smem_per_block) : tile_for<256>(smem_per_block);
 }
 
+// Calls f(head dim, tier) with both as std::integral_constant, for the instantiated tile of head
+// dim kd and `tier` (head dim 64 has no 163 KiB tile: tile_for never picks it).
+template <typename F>
+decltype(auto) with_tile(int kd, SmemTier tier, F&& f) {
+  using std::integral_constant;
+  using T = SmemTier;
+  switch (kd * 4 + static_cast<int>(tier)) {
+    case 64 * 4 + static_cast<int>(T::kib99): return f(integral_constant<int, 64>{}, integral_constant<T, T::kib99>{});
+    case 64 * 4 + static_cast<int>(T::kib227): return f(integral_constant<int, 64>{}, integral_constant<T, T::kib227>{});
+    case 128 * 4 + static_cast<int>(T::kib99): return f(integral_constant<int, 128>{}, integral_constant<T, T::kib99>{});
+    case 128 * 4 + static_cast<int>(T::kib163): return f(integral_constant<int, 128>{}, integral_constant<T, T::kib163>{});
+    case 128 * 4 + static_cast<int>(T::kib227): return f(integral_constant<int, 128>{}, integral_constant<T, T::kib227>{});
+    case 256 * 4 + static_cast<int>(T::kib99): return f(integral_constant<int, 256>{}, integral_constant<T, T::kib99>{});
+    case 256 * 4 + static_cast<int>(T::kib163): return f(integral_constant<int, 256>{}, integral_constant<T, T::kib163>{});
+    default: return f(integral_constant<int, 256>{}, integral_constant<T, T::kib227>{});
+  }
+}
+
 struct DeviceInfo {
   int sms = 0;
-  int cc = 0;
   int ctas_per_sm[3][3] = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};  // [kD 64, 128, 256][tier], -1: not asked yet
 };
 
@@ -91,7 +109,6 @@ DeviceInfo& device_info_locked(int device) {
     FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
     if (major * 10 + minor < 80)
       throw Error(Error::Kind::unsupported, "q", "the CUDA decode engine needs compute capability 8.0 or newer");
-    info.cc = major * 10 + minor;
     info.sms = sms;
   }
   return info;
@@ -103,7 +120,6 @@ void check_device(int device) {
   device_info_locked(device);
 }
 
-
 // SMs, and resident CTAs per SM of the tile `choice` of head dim kd (asked once per device).
 std::pair<int, int> device_slots(int device, int kd, TileChoice choice) {
   std::lock_guard<std::mutex> lock(device_info_mutex);
@@ -113,17 +129,7 @@ std::pair<int, int> device_slots(int device, int kd, TileChoice choice) {
     int previous = 0;
     FLASHATTN_CUDA_CHECK(cudaGetDevice(&previous));
     FLASHATTN_CUDA_CHECK(cudaSetDevice(device));
-    int got = 0;
-    switch (kd * 4 + static_cast<int>(choice.tier)) {
-      case 64 * 4 + static_cast<int>(SmemTier::kib99): got = decode::decode_occupancy<64, SmemTier::kib99>(); break;
-      case 128 * 4 + static_cast<int>(SmemTier::kib99): got = decode::decode_occupancy<128, SmemTier::kib99>(); break;
-      case 128 * 4 + static_cast<int>(SmemTier::kib163): got = decode::decode_occupancy<128, SmemTier::kib163>(); break;
-      case 256 * 4 + static_cast<int>(SmemTier::kib99): got = decode::decode_occupancy<256, SmemTier::kib99>(); break;
-      case 256 * 4 + static_cast<int>(SmemTier::kib163): got = decode::decode_occupancy<256, SmemTier::kib163>(); break;
-      case 64 * 4 + static_cast<int>(SmemTier::kib227): got = decode::decode_occupancy<64, SmemTier::kib227>(); break;
-      case 128 * 4 + static_cast<int>(SmemTier::kib227): got = decode::decode_occupancy<128, SmemTier::kib227>(); break;
-      default: got = decode::decode_occupancy<256, SmemTier::kib227>(); break;
-    }
+    const int got = with_tile(kd, choice.tier, [](auto d, auto tier) { return decode::decode_occupancy<d(), tier()>(); });
     cudaSetDevice(previous);
     n = got;
   }
@@ -139,16 +145,9 @@ int resolve_splits(const DecodeParams& p) {
 template <typename T>
 void launch_attention(const DecodeParams& p, TileChoice choice, float* o_part, float* lse_part, unsigned* counters,
                       cudaStream_t stream) {
-  switch (kd_for(p.head_dim) * 4 + static_cast<int>(choice.tier)) {
-    case 64 * 4 + static_cast<int>(SmemTier::kib99): decode::launch_attention<T, 64, SmemTier::kib99>(p, o_part, lse_part, counters, stream); break;
-    case 64 * 4 + static_cast<int>(SmemTier::kib227): decode::launch_attention<T, 64, SmemTier::kib227>(p, o_part, lse_part, counters, stream); break;
-    case 128 * 4 + static_cast<int>(SmemTier::kib99): decode::launch_attention<T, 128, SmemTier::kib99>(p, o_part, lse_part, counters, stream); break;
-    case 128 * 4 + static_cast<int>(SmemTier::kib163): decode::launch_attention<T, 128, SmemTier::kib163>(p, o_part, lse_part, counters, stream); break;
-    case 128 * 4 + static_cast<int>(SmemTier::kib227): decode::launch_attention<T, 128, SmemTier::kib227>(p, o_part, lse_part, counters, stream); break;
-    case 256 * 4 + static_cast<int>(SmemTier::kib99): decode::launch_attention<T, 256, SmemTier::kib99>(p, o_part, lse_part, counters, stream); break;
-    case 256 * 4 + static_cast<int>(SmemTier::kib163): decode::launch_attention<T, 256, SmemTier::kib163>(p, o_part, lse_part, counters, stream); break;
-    default: decode::launch_attention<T, 256, SmemTier::kib227>(p, o_part, lse_part, counters, stream); break;
-  }
+  with_tile(kd_for(p.head_dim), choice.tier, [&](auto d, auto tier) {
+    decode::launch_attention<T, d(), tier()>(p, o_part, lse_part, counters, stream);
+  });
 }
 
 }  // namespace
