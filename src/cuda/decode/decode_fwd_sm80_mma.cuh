@@ -26,6 +26,7 @@
 #include "cuda/decode/decode_types.cuh"
 #include "cuda/ptx/acquire_release.cuh"
 #include "cuda/ptx/cp_async.cuh"
+#include "cuda/ptx/createpolicy.cuh"
 #include "cuda/ptx/ex2.cuh"
 #include "cuda/ptx/ldmatrix.cuh"
 #include "cuda/ptx/mma.cuh"
@@ -166,6 +167,10 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
       return -1;
     return table[pos0 >> p.block_shift];
   };
+  // The cache is read once per call: its lines leave L2 first, so the small data every call
+  // reuses (cache_seqlens, Q, the split parts and counters, the block table, the kernel's own
+  // instructions) stay there instead of coming back from DRAM on the critical path.
+  const std::uint64_t stream_policy = ptx::createpolicy_evict_first();
   auto load_tile = [&](int tile, int stage, int run_block) {
     T* sK = sKV + stage * 2 * Tile::kTileElems;
     T* sV = sK + Tile::kTileElems;
@@ -203,8 +208,8 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
         ka = kc + (blk * kr.block_stride + row * kr.row_stride);
         va = vc + (blk * vr.block_stride + row * vr.row_stride);
       }
-      ptx::cp_async_cg_16(ptx::smem_addr(sK + Tile::swz(r, chunk)), ka, valid);
-      ptx::cp_async_cg_16(ptx::smem_addr(sV + Tile::swz(r, chunk)), va, valid);
+      ptx::cp_async_cg_16_hint(ptx::smem_addr(sK + Tile::swz(r, chunk)), ka, valid, stream_policy);
+      ptx::cp_async_cg_16_hint(ptx::smem_addr(sV + Tile::swz(r, chunk)), va, valid, stream_policy);
       kp += kr.row_stride;
       vp += vr.row_stride;
     }

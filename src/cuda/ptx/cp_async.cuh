@@ -14,6 +14,17 @@ __device__ __forceinline__ void cp_async_cg_16(std::uint32_t smem_dst, const voi
 #endif
 }
 
+// cp.async.cg.shared.global.L2::cache_hint [dst], [src], 16, src_bytes, policy: the copy above
+// with an L2 eviction policy (createpolicy.cuh).
+__device__ __forceinline__ void cp_async_cg_16_hint(std::uint32_t smem_dst, const void* gmem_src, bool valid,
+                                                    std::uint64_t policy) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const int src_bytes = valid ? 16 : 0;
+  asm volatile("cp.async.cg.shared.global.L2::cache_hint [%0], [%1], 16, %2, %3;\n" ::"r"(smem_dst), "l"(gmem_src),
+               "r"(src_bytes), "l"(policy));
+#endif
+}
+
 // cp.async.commit_group: closes the group of cp.async issued so far by this thread.
 __device__ __forceinline__ void cp_async_commit_group() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
