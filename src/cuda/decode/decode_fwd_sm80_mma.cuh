@@ -167,9 +167,9 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
       return -1;
     return table[pos0 >> p.block_shift];
   };
-  // The cache is read once per call: its lines leave L2 first, so the small data every call
-  // reuses (cache_seqlens, Q, the split parts and counters, the block table, the kernel's own
-  // instructions) stay there instead of coming back from DRAM on the critical path.
+  // The cache is read once per call: its lines leave L2 first, so the stream does not push out
+  // what other accesses reuse (0.3-0.9% on the shapes from 1 x 64k keys up; batch 1 x 4k
+  // unchanged: decode_heuristics.hpp).
   const std::uint64_t stream_policy = ptx::createpolicy_evict_first();
   auto load_tile = [&](int tile, int stage, int run_block) {
     T* sK = sKV + stage * 2 * Tile::kTileElems;
