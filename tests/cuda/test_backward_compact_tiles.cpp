@@ -10,7 +10,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <optional>
 #include <string>
 
 #include "common/attention_case.hpp"
@@ -25,7 +24,6 @@ namespace flashattn::testing {
 namespace {
 
 using detail::sm80_bwd::BwdTileKind;
-
 
 int padded(int d) { return d <= 64 ? 64 : d <= 128 ? 128 : 256; }
 
