@@ -209,8 +209,10 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
-  if (argc >= 3) {  // one shape (for profilers): decode_bench B Sk [block_size=0] [iters=20] [seqlen_q=1] [inorder|scattered] [num_splits=0]
-    if (const char* d = std::getenv("DECODE_BENCH_HEAD_DIM")) g_head_dim = std::atoi(d);  // 128 unless set
+  // One shape (for profilers): decode_bench B Sk [block_size=0] [iters=20] [seqlen_q=1]
+  // [inorder|scattered] [num_splits=0]; DECODE_BENCH_HEAD_DIM=<d> sets its head dim (128).
+  if (argc >= 3) {
+    if (const char* d = std::getenv("DECODE_BENCH_HEAD_DIM")) g_head_dim = std::atoi(d);
     const int bs = argc > 3 ? std::atoi(argv[3]) : 0, iters = argc > 4 ? std::atoi(argv[4]) : 20;
     const int sq = argc > 5 ? std::atoi(argv[5]) : 1;
     const bool in_order = argc > 6 && std::string(argv[6]) == "inorder";
