@@ -161,14 +161,7 @@ TEST(Sm80BackwardDeterministic, BitwiseEqualAcrossRuns) {
     AttentionCase c(s);
     c.run_forward();
     DeviceCase d(c);
-    d.run_backward(true);
-    const HostTensor dq1 = c.dq, dk1 = c.dk, dv1 = c.dv;
-    for (int rep = 0; rep < 2; ++rep) {
-      d.run_backward(true);
-      EXPECT_EQ(std::memcmp(dq1.data(), c.dq.data(), dq1.bytes()), 0) << "dq differs on run " << rep + 2;
-      EXPECT_EQ(std::memcmp(dk1.data(), c.dk.data(), dk1.bytes()), 0) << "dk differs on run " << rep + 2;
-      EXPECT_EQ(std::memcmp(dv1.data(), c.dv.data(), dv1.bytes()), 0) << "dv differs on run " << rep + 2;
-    }
+    expect_deterministic_repeats(c, d);
     if (v == Variant::combo) c.expect_backward_matches_oracle();
   }
 }
