@@ -136,10 +136,20 @@ std::pair<int, int> device_slots(int device, int kd, TileChoice choice) {
   return {info.sms, n};
 }
 
-int resolve_splits(const DecodeParams& p) {
+// The split count of a call whose tile is `choice` (decode_heuristics.hpp).
+int device_splits(int device, TileChoice choice, int batch, int heads_kv, int heads_q, int seqlen_q, int max_seqlen_k,
+                  int head_dim) {
+  const auto [sms, per_sm] = device_slots(device, kd_for(head_dim), choice);
+  const int rows = (heads_q / heads_kv) * seqlen_q;
+  const int ctas = batch * heads_kv * ((rows + choice.max_rows - 1) / choice.max_rows);
+  const int tiles = (max_seqlen_k + decode::kSplitGrainKeys - 1) / decode::kSplitGrainKeys;
+  return decode::choose_device_splits(ctas, sms, per_sm, tiles);
+}
+
+int resolve_splits(const DecodeParams& p, TileChoice choice) {
   if (p.num_splits > 0) return std::min(p.num_splits, decode::kMaxSplits);
-  return cuda_decode_num_splits(p.device.index, p.batch, p.heads_kv, p.heads_q, p.seqlen_q, p.k_rows.capacity(),
-                                p.head_dim);
+  return device_splits(p.device.index, choice, p.batch, p.heads_kv, p.heads_q, p.seqlen_q, p.k_rows.capacity(),
+                       p.head_dim);
 }
 
 template <typename T>
@@ -155,11 +165,7 @@ void launch_attention(const DecodeParams& p, TileChoice choice, float* o_part, f
 int cuda_decode_num_splits(int device, int batch, int heads_kv, int heads_q, int seqlen_q, int max_seqlen_k,
                            int head_dim) {
   const TileChoice choice = tile_for_head_dim(head_dim, device_smem_per_block(device));
-  const auto [sms, per_sm] = device_slots(device, kd_for(head_dim), choice);
-  const int rows = (heads_q / heads_kv) * seqlen_q;
-  const int ctas = batch * heads_kv * ((rows + choice.max_rows - 1) / choice.max_rows);
-  const int tiles = (max_seqlen_k + decode::kSplitGrainKeys - 1) / decode::kSplitGrainKeys;
-  return decode::choose_device_splits(ctas, sms, per_sm, tiles);
+  return device_splits(device, choice, batch, heads_kv, heads_q, seqlen_q, max_seqlen_k, head_dim);
 }
 
 void cuda_decode(const DecodeParams& p0) {
@@ -177,7 +183,7 @@ void cuda_decode(const DecodeParams& p0) {
     else decode::launch_append<__half>(p, stream);
   }
   if (p.batch > 0 && p.seqlen_q > 0) {
-    const int splits = resolve_splits(p);
+    const int splits = resolve_splits(p, choice);
     p.num_splits = splits;
     float* o_part = nullptr;
     float* lse_part = nullptr;
