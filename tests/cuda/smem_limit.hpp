@@ -3,35 +3,19 @@
 #pragma once
 
 #include <cstddef>
-#include <cstdlib>
 #include <optional>
 #include <string>
 
+#include "cuda/scoped_env.hpp"
+
 namespace flashattn::testing {
 
-// Sets FLASHATTN_MAX_SMEM_PER_BLOCK for its lifetime (0: unsets it), then restores what was
-// there (or unsets it).
-class SmemLimit {
+// FLASHATTN_MAX_SMEM_PER_BLOCK = bytes for its lifetime (0: unset).
+class SmemLimit : public ScopedEnv {
  public:
-  explicit SmemLimit(std::size_t bytes) {
-    if (const char* old = std::getenv(kVar)) previous_ = old;
-    if (bytes > 0)
-      setenv(kVar, std::to_string(bytes).c_str(), 1);
-    else
-      unsetenv(kVar);
-  }
-  ~SmemLimit() {
-    if (previous_)
-      setenv(kVar, previous_->c_str(), 1);
-    else
-      unsetenv(kVar);
-  }
-  SmemLimit(const SmemLimit&) = delete;
-  SmemLimit& operator=(const SmemLimit&) = delete;
-
- private:
-  static constexpr const char* kVar = "FLASHATTN_MAX_SMEM_PER_BLOCK";
-  std::optional<std::string> previous_;
+  explicit SmemLimit(std::size_t bytes)
+      : ScopedEnv("FLASHATTN_MAX_SMEM_PER_BLOCK",
+                  bytes > 0 ? std::optional<std::string>(std::to_string(bytes)) : std::nullopt) {}
 };
 
 }  // namespace flashattn::testing

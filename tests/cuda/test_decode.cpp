@@ -4,13 +4,15 @@
 
 #include <cstdlib>
 #include <limits>
-#include <string>
 #include <map>
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "cpu/decode_case.hpp"
 #include "cuda/device_buffer.hpp"
+#include "cuda/scoped_env.hpp"
 #include "cuda/smem_limit.hpp"
 
 namespace flashattn::testing {
@@ -343,4 +345,83 @@ TEST(CudaDecode, NoTileFitsIsAClearErrorAndWritesNothing) {
 }
 
 }  // namespace
+// The splits' merge through a cluster's shared memory (sm_90) and through global memory, each
+// required in turn (FLASHATTN_DECODE_CLUSTER_MERGE=1 / 0), against the oracle and each other:
+// 2 to 16 splits (the cluster limit), empty splits (16 splits of a short cache), one and four
+// 16-row tiles per CTA, head dims padded inside the tile, options on, and the small tiers.
+TEST(CudaDecode, ClusterMergeMatchesTheMemoryMerge) {
+  FLASHATTN_REQUIRE_GPU();
+  int major = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0), cudaSuccess);
+  if (major != 9) GTEST_SKIP() << "thread-block clusters with 16 CTAs need a Hopper GPU";
+  const std::uint64_t seed0 = fresh_seed();
+  int it = 0;
+  for (std::size_t limit : {std::size_t(0), std::size_t(101376)})
+    for (int d : {64, 128, 200, 256})
+      for (int splits : {2, 5, 16})
+        for (int sq : {1, 16}) {
+          if (limit > 0 && d != 128) continue;
+          SmemLimit scoped_limit(limit);
+          DecodeConfig c;
+          c.dtype = it % 2 ? DType::f16 : DType::bf16;
+          c.batch = 2, c.heads_q = 8, c.heads_kv = 2, c.head_dim = d, c.seqlen_q = sq;
+          c.max_cache = it % 3 == 2 ? 150 : 2600;  // 150 keys in 16 splits: most are empty
+          c.seqlen_new = it % 5 == 1 ? sq : 0;
+          c.layout = it % 2 ? Layout::paged : Layout::contiguous;
+          c.block_size = it % 4 == 1 ? 16 : 256;
+          c.causal = true;
+          c.softcap = it % 4 == 1 ? 8.f : 0.f;
+          c.alibi = it % 4 == 2;
+          if (it % 4 == 3) c.window_left = 300, c.window_right = 0;
+          c.num_splits = splits;
+          SCOPED_TRACE("limit " + std::to_string(limit) + " head_dim " + std::to_string(d) + " splits " +
+                       std::to_string(splits) + " seqlen_q " + std::to_string(sq));
+          std::mt19937_64 rng(seed0 + it++);
+          DecodeCase in_cluster(c, rng);
+          DecodeCase in_memory = in_cluster;
+          {
+            ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", "1");
+            run_gpu(in_cluster);
+          }
+          {
+            ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", "0");
+            run_gpu(in_memory);
+          }
+          in_cluster.check("cluster merge");
+          in_memory.check("memory merge");
+          EXPECT_LE(max_ulps_apart(in_cluster.out, in_memory.out, c.dtype), 2.0);
+          EXPECT_LE(max_ulps_apart(in_cluster.lse, in_memory.lse, DType::f32), 64.0);
+        }
+}
+
+// More splits than a cluster holds: with the cluster merge required, a clear error before
+// anything runs; left to the engine, the memory merge.
+TEST(CudaDecode, ClusterMergeRequiredPastItsLimitIsAClearError) {
+  FLASHATTN_REQUIRE_GPU();
+  DecodeConfig c;
+  c.head_dim = 128, c.seqlen_new = 1, c.max_cache = 3000, c.num_splits = 17;
+  std::mt19937_64 rng(fresh_seed());
+  DecodeCase dc(c, rng);
+  {
+    ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", "1");
+    Mirror m;
+    try {
+      dc.run(std::ref(m));
+      FAIL() << "expected flashattn::Error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), Error::Kind::unsupported);
+      EXPECT_NE(std::string(e.what()).find("num_splits"), std::string::npos) << e.what();
+    }
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    const HostTensor out_before = dc.out;
+    m.download(dc.out);
+    m.download(dc.k_cache);
+    EXPECT_TRUE(same_bits(dc.out, out_before));
+    EXPECT_TRUE(same_bits(dc.k_cache, dc.k_cache_before));
+  }
+  ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", std::nullopt);
+  run_gpu(dc);
+  dc.check("17 splits");
+}
+
 }  // namespace flashattn::testing

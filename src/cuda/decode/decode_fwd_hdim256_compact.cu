@@ -3,10 +3,6 @@
 #include "cuda/decode/decode_launch_template.cuh"
 
 namespace flashattn::detail::decode {
-template void launch_attention<__half, 256, SmemTier::kib163>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template void launch_attention<__nv_bfloat16, 256, SmemTier::kib163>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template int decode_occupancy<256, SmemTier::kib163>();
-template void launch_attention<__half, 256, SmemTier::kib99>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template void launch_attention<__nv_bfloat16, 256, SmemTier::kib99>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template int decode_occupancy<256, SmemTier::kib99>();
+FLASHATTN_DECODE_TILE_INSTANCES(256, SmemTier::kib163)
+FLASHATTN_DECODE_TILE_INSTANCES(256, SmemTier::kib99)
 }  // namespace flashattn::detail::decode

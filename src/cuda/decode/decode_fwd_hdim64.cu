@@ -2,7 +2,5 @@
 #include "cuda/decode/decode_launch_template.cuh"
 
 namespace flashattn::detail::decode {
-template void launch_attention<__half, 64, SmemTier::kib227>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template void launch_attention<__nv_bfloat16, 64, SmemTier::kib227>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template int decode_occupancy<64, SmemTier::kib227>();
+FLASHATTN_DECODE_TILE_INSTANCES(64, SmemTier::kib227)
 }  // namespace flashattn::detail::decode

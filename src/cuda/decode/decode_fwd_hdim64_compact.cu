@@ -3,7 +3,5 @@
 #include "cuda/decode/decode_launch_template.cuh"
 
 namespace flashattn::detail::decode {
-template void launch_attention<__half, 64, SmemTier::kib99>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template void launch_attention<__nv_bfloat16, 64, SmemTier::kib99>(const DecodeParams&, float*, float*, unsigned*, cudaStream_t);
-template int decode_occupancy<64, SmemTier::kib99>();
+FLASHATTN_DECODE_TILE_INSTANCES(64, SmemTier::kib99)
 }  // namespace flashattn::detail::decode

@@ -12,14 +12,17 @@
 // applied to every score: the decode kernel is bound by memory, not by these few ops.
 // Positions are addressed through CacheRows, so paged and contiguous caches give
 // bit-identical outputs (same values, same order; only the copies' addresses differ).
-// With splits, the last CTA of each (batch, KV head, row group) merges the parts
-// (decode_combine_kernel.cuh): no second kernel.
+// With splits, the parts are merged in the same kernel: on sm_90 by the cluster that holds the
+// splits of one (batch, KV head, row group), through distributed shared memory
+// (decode_cluster_merge.cuh), elsewhere by the last CTA of each to finish
+// (decode_combine_kernel.cuh). No second kernel either way.
 #pragma once
 
 #include <cstdint>
 
 #include "core/mask.hpp"
 #include "core/online_softmax.hpp"
+#include "cuda/decode/decode_cluster_merge.cuh"
 #include "cuda/decode/decode_combine_kernel.cuh"
 #include "cuda/decode/decode_instances.hpp"
 #include "cuda/decode/decode_rotary.cuh"
@@ -93,7 +96,8 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a
 
 template <typename T, int kD, SmemTier kTier>
 __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
-    decode_attention_kernel(const DecodeParams p, float* o_part, float* lse_part, int splits, unsigned* split_counters) {
+    decode_attention_kernel(const DecodeParams p, float* o_part, float* lse_part, int splits, unsigned* split_counters,
+                            bool cluster_merge) {
   using Tile = DecodeTile<kD, kTier>;
   using E = ElementTraits<T>;
   extern __shared__ __align__(128) unsigned char smem_raw[];
@@ -454,7 +458,12 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
       acc.x += v.x * wt, acc.y += v.y * wt, acc.z += v.z * wt, acc.w += v.w * wt;
     }
     const int R = row0 + r, t = R / group, h = kvh * group + R % group;
-    if (splits == 1) {
+    if (splits > 1 && cluster_merge) {
+      // The part stays in this CTA's shared memory, in place of the first warp row it read:
+      // row r of the part is sO row r (r = tm * 16 + rr, the i = 0 source), read and written by
+      // this thread only.
+      *reinterpret_cast<float4*>(&sO[r * Tile::kOStride + d]) = acc;
+    } else if (splits == 1) {
       T* out = static_cast<T*>(p.o) + b * p.o_batch_stride + t * p.o_row_stride + h * p.o_head_stride + d;
       out[0] = E::from_float(acc.x), out[1] = E::from_float(acc.y);
       out[2] = E::from_float(acc.z), out[3] = E::from_float(acc.w);
@@ -465,7 +474,13 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
       if (d == 0) lse_part[row_id] = sLse[r];
     }
   }
-  if (splits > 1) {
+  if (splits > 1 && cluster_merge) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    merge_cluster_parts<T, Tile::kThreads>(p, sO, Tile::kOStride, sLse, rows, splits, split, b, kvh, row0, group);
+#else
+    __trap();  // the host asks for the cluster merge only from sm_90 code
+#endif
+  } else if (splits > 1) {
     // The last CTA of this (batch, KV head, row group) to finish merges every split's part of
     // its rows. The barrier makes every thread's part visible to thread 0, whose acq_rel
     // arrival publishes them (release is cumulative) and, in the last CTA, acquires every other

@@ -148,4 +148,15 @@ inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
 //   68.2 / 67.6-67.7, 32 x 4k 127.2-127.3 / 126.3-126.4, 64 x 4k 247.2-247.4 / 246.5-246.6);
 //   batch 1 x 4k unchanged (11.8 / 11.9-12.0): the tail above is not L2 misses.
 
+// - The splits merged through distributed shared memory (sm_90 clusters, one cluster per
+//   (batch, KV head, row group), decode_cluster_merge.cuh; kept where it can run). It runs only
+//   when every cluster of the grid is resident at once, and on Hopper few are: an H200 holds 15
+//   clusters of 2-8 one-CTA-per-SM CTAs (this kernel at head dim 128) but only 7 of 10-16
+//   (cudaOccupancyMaxActiveClusters; 14 clusters of 16 for CTAs of <= 113 KB, two per SM).
+//   The split grids of the batch-1 anchors (8 KV heads x 16 splits = 8 clusters of 16) do not
+//   fit and keep the memory merge. Where it runs it saves about a microsecond (H200, batch 1,
+//   graph us, cluster / memory merge, one run): 1 x 4k, 8 splits 12.5 / 13.6, 4 splits 18.3 /
+//   18.9; 1 x 8k, 8 splits 17.9 / 18.8; the memory merge's 16 splits stay faster at these
+//   shapes (1 x 4k 12.0, 1 x 8k 15.6).
+
 }  // namespace flashattn::detail::decode

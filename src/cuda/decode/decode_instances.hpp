@@ -14,16 +14,26 @@ namespace flashattn::detail::decode {
 // takes the largest tile that fits the device (decode_launch.cu); each is a separate kernel.
 enum class SmemTier { kib99, kib163, kib227 };
 
+// p.num_splits > 1 merges the splits in the kernel: with cluster_merge through the shared
+// memory of a cluster of p.num_splits CTAs (sm_90 code only; o_part, lse_part and
+// split_counters unused), otherwise o_part / lse_part hold the parts and split_counters (batch
+// x CTAs per batch row) must be zero on entry.
 template <typename T, int kD, SmemTier kTier>
-// splits > 1: o_part / lse_part hold the parts, split_counters (batch x CTAs per batch row)
-// must be zero on entry.
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
-                      cudaStream_t stream);
+                      bool cluster_merge, cudaStream_t stream);
 template <typename T>
 void launch_append(const DecodeParams& p, cudaStream_t stream);
 // Resident CTAs per SM of the attention kernel for head dim kD and tier kTier (same for fp16
 // and bf16); the device must offer the tile's shared memory.
 template <int kD, SmemTier kTier>
 int decode_occupancy();
+// How many clusters of p.num_splits CTAs of the tile can be resident at once on the current
+// device (0: none, or the device has no clusters).
+template <int kD, SmemTier kTier>
+int decode_max_clusters(const DecodeParams& p);
+// Whether the tile's kernel on the current device was compiled from sm_90 code, which alone
+// has the cluster merge (a compute_80 image run on Hopper has not).
+template <int kD, SmemTier kTier>
+bool decode_cluster_capable();
 
 }  // namespace flashattn::detail::decode

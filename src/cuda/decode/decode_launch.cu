@@ -2,6 +2,7 @@
 // the split heuristic; the device copy used by the block manager's copy-on-write.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/common/device_guard.cuh"
 #include "cuda/common/device_smem.hpp"
 #include "cuda/decode/decode_append_kernel.cuh"
 #include "cuda/decode/decode_fwd_sm80_mma.cuh"
@@ -94,6 +96,13 @@ decltype(auto) with_tile(int kd, SmemTier tier, F&& f) {
 struct DeviceInfo {
   int sms = 0;
   int ctas_per_sm[3][3] = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};  // [kD 64, 128, 256][tier], -1: not asked yet
+  // Resident clusters of s CTAs, [kD][tier][s]; -1: not asked yet, 0: no cluster merge there.
+  int clusters[3][3][decode::kMaxClusterSplits + 1];
+  DeviceInfo() {
+    for (auto& kd : clusters)
+      for (auto& tier : kd)
+        for (int& n : tier) n = -1;
+  }
 };
 
 std::mutex device_info_mutex;
@@ -126,12 +135,8 @@ std::pair<int, int> device_slots(int device, int kd, TileChoice choice) {
   DeviceInfo& info = device_info_locked(device);
   int& n = info.ctas_per_sm[kd == 64 ? 0 : (kd == 128 ? 1 : 2)][static_cast<int>(choice.tier)];
   if (n < 0) {
-    int previous = 0;
-    FLASHATTN_CUDA_CHECK(cudaGetDevice(&previous));
-    FLASHATTN_CUDA_CHECK(cudaSetDevice(device));
-    const int got = with_tile(kd, choice.tier, [](auto d, auto tier) { return decode::decode_occupancy<d(), tier()>(); });
-    cudaSetDevice(previous);
-    n = got;
+    const DeviceGuard on_device(device);
+    n = with_tile(kd, choice.tier, [](auto d, auto tier) { return decode::decode_occupancy<d(), tier()>(); });
   }
   return {info.sms, n};
 }
@@ -152,11 +157,47 @@ int resolve_splits(const DecodeParams& p, TileChoice choice) {
                        p.head_dim);
 }
 
+// Whether the splits of this call merge through a cluster's shared memory
+// (decode_cluster_merge.cuh): sm_90 code, at most 16 splits, and every cluster of the grid
+// resident at once (the split count assumes one wave). FLASHATTN_DECODE_CLUSTER_MERGE=0 turns it
+// off (so the memory merge is tested and measured on Hopper too); =1 requires it, an
+// `unsupported` error where it cannot run (so tests know which merge they checked). The current
+// device is p.device.
+bool use_cluster_merge(const DecodeParams& p, TileChoice tile) {
+  const char* env = std::getenv("FLASHATTN_DECODE_CLUSTER_MERGE");
+  const std::string mode = env != nullptr ? env : "";
+  if (p.num_splits < 2 || mode == "0") return false;
+  bool fits = false;
+  if (p.num_splits <= decode::kMaxClusterSplits) {
+    const int kd = kd_for(p.head_dim);
+    const int rows = (p.heads_q / p.heads_kv) * p.seqlen_q;
+    const long long grid_clusters =
+        static_cast<long long>(p.batch) * p.heads_kv * ((rows + tile.max_rows - 1) / tile.max_rows);
+    std::lock_guard<std::mutex> lock(device_info_mutex);
+    DeviceInfo& info = device_info_locked(p.device.index);
+    int& n = info.clusters[kd == 64 ? 0 : (kd == 128 ? 1 : 2)][static_cast<int>(tile.tier)][p.num_splits];
+    if (n < 0) {
+      int major = 0;
+      FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, p.device.index));
+      n = major < 9 ? 0 : with_tile(kd, tile.tier, [&](auto d, auto tier) {
+        return decode::decode_cluster_capable<d(), tier()>() ? decode::decode_max_clusters<d(), tier()>(p) : 0;
+      });
+    }
+    fits = grid_clusters <= n;
+  }
+  if (!fits && mode == "1")
+    throw Error(Error::Kind::unsupported, "num_splits",
+                "FLASHATTN_DECODE_CLUSTER_MERGE=1, but " + std::to_string(p.num_splits) +
+                    " splits cannot merge in clusters here (sm_90 code, at most " +
+                    std::to_string(decode::kMaxClusterSplits) + " splits, every cluster resident at once)");
+  return fits;
+}
+
 template <typename T>
 void launch_attention(const DecodeParams& p, TileChoice choice, float* o_part, float* lse_part, unsigned* counters,
-                      cudaStream_t stream) {
+                      bool cluster_merge, cudaStream_t stream) {
   with_tile(kd_for(p.head_dim), choice.tier, [&](auto d, auto tier) {
-    decode::launch_attention<T, d(), tier()>(p, o_part, lse_part, counters, stream);
+    decode::launch_attention<T, d(), tier()>(p, o_part, lse_part, counters, cluster_merge, stream);
   });
 }
 
@@ -174,23 +215,26 @@ void cuda_decode(const DecodeParams& p0) {
   check_device(p.device.index);
   const TileChoice choice = tile_for_head_dim(p.head_dim, device_smem_per_block(p.device.index));
   const cudaStream_t stream = static_cast<cudaStream_t>(p.stream);
-  int previous = 0;
-  FLASHATTN_CUDA_CHECK(cudaGetDevice(&previous));
-  if (previous != p.device.index) FLASHATTN_CUDA_CHECK(cudaSetDevice(p.device.index));
+  const DeviceGuard on_device(p.device.index);
   const bool bf16 = p.dtype == DType::bf16;
+  const bool attend = p.batch > 0 && p.seqlen_q > 0;
+  // The split count, tile and merge are settled before anything runs (a required cluster merge
+  // that cannot run is an error, the cache not yet appended to).
+  p.num_splits = attend ? resolve_splits(p, choice) : 1;
+  const TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + p.num_splits - 1) / p.num_splits);
+  const bool cluster_merge = attend && use_cluster_merge(p, tile);
   if (p.k_new != nullptr && p.seqlen_new > 0 && p.batch > 0) {
     if (bf16) decode::launch_append<__nv_bfloat16>(p, stream);
     else decode::launch_append<__half>(p, stream);
   }
-  if (p.batch > 0 && p.seqlen_q > 0) {
-    const int splits = resolve_splits(p, choice);
-    p.num_splits = splits;
+  if (attend) {
+    const int splits = p.num_splits;
     float* o_part = nullptr;
     float* lse_part = nullptr;
     unsigned* counters = nullptr;
     void* scratch = nullptr;
     const std::size_t rows = static_cast<std::size_t>(p.batch) * p.heads_q * p.seqlen_q;
-    if (splits > 1) {
+    if (splits > 1 && !cluster_merge) {
       // Parts, and one arrival counter per attention CTA of the unsplit grid (the last CTA of
       // each to finish merges the parts, see decode_combine_kernel.cuh; split_counters.hpp).
       const int row_groups = ((p.heads_q / p.heads_kv) * p.seqlen_q + choice.max_rows - 1) / choice.max_rows;
@@ -208,21 +252,15 @@ void cuda_decode(const DecodeParams& p0) {
         FLASHATTN_CUDA_CHECK(err);
       }
     }
-    const TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + splits - 1) / splits);
-    if (bf16) launch_attention<__nv_bfloat16>(p, tile, o_part, lse_part, counters, stream);
-    else launch_attention<__half>(p, tile, o_part, lse_part, counters, stream);
-    if (splits > 1) device_free(scratch, p.device.index, p.stream);
+    if (bf16) launch_attention<__nv_bfloat16>(p, tile, o_part, lse_part, counters, cluster_merge, stream);
+    else launch_attention<__half>(p, tile, o_part, lse_part, counters, cluster_merge, stream);
+    if (scratch != nullptr) device_free(scratch, p.device.index, p.stream);
   }
-  if (previous != p.device.index) cudaSetDevice(previous);
 }
 
 void cuda_copy_async(void* dst, const void* src, std::size_t bytes, int device, StreamHandle stream) {
-  int previous = 0;
-  FLASHATTN_CUDA_CHECK(cudaGetDevice(&previous));
-  if (previous != device) FLASHATTN_CUDA_CHECK(cudaSetDevice(device));
-  const cudaError_t err = cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(stream));
-  if (previous != device) cudaSetDevice(previous);
-  FLASHATTN_CUDA_CHECK(err);
+  const DeviceGuard on_device(device);
+  FLASHATTN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, static_cast<cudaStream_t>(stream)));
 }
 
 }  // namespace flashattn::detail

@@ -11,34 +11,99 @@
 
 namespace flashattn::detail::decode {
 
+// The launch configuration of the attention kernel: grid (KV heads x row groups, batch, splits);
+// with the cluster merge, the splits of each (row group, batch row) form one cluster.
+template <int kD, SmemTier kTier>
+struct AttentionLaunch {
+  using Tile = DecodeTile<kD, kTier>;
+  cudaLaunchConfig_t config{};
+  cudaLaunchAttribute attribute[1]{};
+  AttentionLaunch(const DecodeParams& p, bool cluster_merge, cudaStream_t stream) {
+    const int rows = (p.heads_q / p.heads_kv) * p.seqlen_q;
+    config.gridDim = dim3(static_cast<unsigned>(p.heads_kv * ((rows + Tile::kMaxRows - 1) / Tile::kMaxRows)),
+                          static_cast<unsigned>(p.batch), static_cast<unsigned>(p.num_splits));
+    config.blockDim = dim3(Tile::kThreads);
+    config.dynamicSmemBytes = Tile::kSmem;
+    config.stream = stream;
+    if (cluster_merge) {
+      attribute[0].id = cudaLaunchAttributeClusterDimension;
+      attribute[0].val.clusterDim.x = 1;
+      attribute[0].val.clusterDim.y = 1;
+      attribute[0].val.clusterDim.z = static_cast<unsigned>(p.num_splits);
+      config.attrs = attribute;
+      config.numAttrs = 1;
+    }
+  }
+};
+
+// Opts the kernel in to its dynamic shared memory (> 48 KB) and to clusters of up to 16 CTAs
+// (Hopper's non-portable size; 8 without it), once per device: the calls cost microseconds, as
+// much as a short decode step.
+template <typename T, int kD, SmemTier kTier>
+void opt_in_once(int device) {
+  static std::atomic<std::uint64_t> opted_in{0};
+  const std::uint64_t bit = std::uint64_t(1) << (device & 63);
+  if ((opted_in.load(std::memory_order_relaxed) & bit) != 0) return;
+  auto kernel = decode_attention_kernel<T, kD, kTier>;
+  FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                            static_cast<int>(DecodeTile<kD, kTier>::kSmem)));
+  int major = 0;
+  FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (major >= 9) FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+  opted_in.fetch_or(bit);
+}
+
 template <typename T, int kD, SmemTier kTier>
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
-                      cudaStream_t stream) {
-  using Tile = DecodeTile<kD, kTier>;
-  auto kernel = decode_attention_kernel<T, kD, kTier>;
-  // Opt in to > 48 KB of dynamic shared memory, once per device (the call costs microseconds,
-  // as much as a short decode step).
-  static std::atomic<std::uint64_t> opted_in{0};
-  const std::uint64_t bit = std::uint64_t(1) << (p.device.index & 63);
-  if ((opted_in.load(std::memory_order_relaxed) & bit) == 0) {
-    FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Tile::kSmem)));
-    opted_in.fetch_or(bit);
+                      bool cluster_merge, cudaStream_t stream) {
+  opt_in_once<T, kD, kTier>(p.device.index);
+  AttentionLaunch<kD, kTier> launch(p, cluster_merge, stream);
+  FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier>, p, o_part, lse_part,
+                                          p.num_splits, split_counters, cluster_merge));
+}
+
+template <int kD, SmemTier kTier>
+int decode_max_clusters(const DecodeParams& p) {
+  using T = __nv_bfloat16;
+  opt_in_once<T, kD, kTier>(p.device.index);
+  AttentionLaunch<kD, kTier> launch(p, true, nullptr);
+  int n = 0;
+  if (cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<T, kD, kTier>, &launch.config) != cudaSuccess) {
+    cudaGetLastError();  // no cluster launch of this size here: the caller merges through memory
+    return 0;
   }
-  const int rows = (p.heads_q / p.heads_kv) * p.seqlen_q;
-  const dim3 grid(static_cast<unsigned>(p.heads_kv * ((rows + Tile::kMaxRows - 1) / Tile::kMaxRows)),
-                  static_cast<unsigned>(p.batch), static_cast<unsigned>(p.num_splits));
-  kernel<<<grid, Tile::kThreads, Tile::kSmem, stream>>>(p, o_part, lse_part, p.num_splits, split_counters);
-  FLASHATTN_CUDA_CHECK(cudaGetLastError());
+  return n;
+}
+
+template <int kD, SmemTier kTier>
+bool decode_cluster_capable() {
+  cudaFuncAttributes a{};
+  if (cudaFuncGetAttributes(&a, decode_attention_kernel<__nv_bfloat16, kD, kTier>) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.ptxVersion >= 90;
 }
 
 template <int kD, SmemTier kTier>
 int decode_occupancy() {
   using Tile = DecodeTile<kD, kTier>;
   auto kernel = decode_attention_kernel<__nv_bfloat16, kD, kTier>;
-  FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(Tile::kSmem)));
+  int device = 0;
+  FLASHATTN_CUDA_CHECK(cudaGetDevice(&device));
+  opt_in_once<__nv_bfloat16, kD, kTier>(device);
   int n = 0;
   FLASHATTN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, Tile::kThreads, Tile::kSmem));
   return n;
 }
 
 }  // namespace flashattn::detail::decode
+
+// The explicit instantiations of one tile (both element types), for the per-tile .cu files.
+#define FLASHATTN_DECODE_TILE_INSTANCES(kD, kTier)                                                                    \
+  template void launch_attention<__half, kD, kTier>(const DecodeParams&, float*, float*, unsigned*, bool, cudaStream_t); \
+  template void launch_attention<__nv_bfloat16, kD, kTier>(const DecodeParams&, float*, float*, unsigned*, bool,         \
+                                                            cudaStream_t);                                              \
+  template int decode_occupancy<kD, kTier>();                                                                           \
+  template int decode_max_clusters<kD, kTier>(const DecodeParams&);                                                     \
+  template bool decode_cluster_capable<kD, kTier>();

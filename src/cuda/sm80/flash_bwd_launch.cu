@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/common/device_guard.cuh"
 #include "cuda/common/device_smem.hpp"
 #include "cuda/sm80/flash_bwd_sm80.hpp"
 #include "cuda/sm80/sm80_engine.hpp"
@@ -36,18 +37,6 @@ bool rows_vectorizable(const void* ptr, std::int64_t batch_stride, std::int64_t 
 }
 
 int padded_head_dim(int d) { return d <= 64 ? 64 : d <= 128 ? 128 : 256; }
-
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    FLASHATTN_CUDA_CHECK(cudaGetDevice(&previous_));
-    if (previous_ != device) FLASHATTN_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() { cudaSetDevice(previous_); }
-
- private:
-  int previous_ = 0;
-};
 
 // One allocation holding every scratch buffer, freed on the stream after the last kernel.
 class Scratch {

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/common/device_guard.cuh"
 #include "cuda/sm80/kernel_traits.cuh"
 #include "cuda/sm80/sm80_engine.hpp"
 
@@ -47,23 +48,6 @@ void dispatch_head_dim(const AttentionParams& p) {
   }
 }
 
-// Makes the tensors' device current for the call and restores the caller's afterwards.
-class DeviceGuard {
- public:
-  explicit DeviceGuard(int device) {
-    cudaGetDevice(&previous_);
-    if (previous_ != device) FLASHATTN_CUDA_CHECK(cudaSetDevice(device));
-  }
-  ~DeviceGuard() {
-    int now = previous_;
-    cudaGetDevice(&now);
-    if (now != previous_) cudaSetDevice(previous_);
-  }
-
- private:
-  int previous_ = 0;
-};
-
 }  // namespace
 }  // namespace sm80
 
@@ -92,7 +76,7 @@ bool sm80_supports(const AttentionParams& p) {
 }
 
 void sm80_forward(const AttentionParams& p) {
-  sm80::DeviceGuard guard(p.device.index);
+  const DeviceGuard guard(p.device.index);
   if (p.dtype == DType::f16)
     sm80::dispatch_head_dim<__half>(p);
   else
