@@ -16,6 +16,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "flashattn/kvcache.hpp"
@@ -223,17 +224,42 @@ int main(int argc, char** argv) {
     return 0;
   }
   std::printf("# copy_bandwidth_GBps(read+write): %.0f\n", copy_bandwidth());
-  const int shapes[][2] = {{1, 4096}, {1, 8192}, {1, 65536}, {1, 131072}, {8, 8192}, {16, 16384}, {32, 4096}, {64, 4096}, {64, 16384}};
+  // DECODE_BENCH_SHAPES="BxSk,BxSk,..." replaces the anchor shapes (and drops the multi-token and
+  // head-dim-256 rows); DECODE_BENCH_SPLITS=<n> fixes the split count (0: the engine's choice).
+  std::vector<std::pair<int, int>> shapes = {{1, 4096}, {1, 8192},  {1, 65536}, {1, 131072}, {8, 8192},
+                                             {16, 16384}, {32, 4096}, {64, 4096}, {64, 16384}};
+  const char* shape_list = std::getenv("DECODE_BENCH_SHAPES");
+  if (shape_list != nullptr) {
+    shapes.clear();
+    for (const char* c = shape_list; *c != '\0';) {
+      char* end = nullptr;
+      const long b = std::strtol(c, &end, 10);
+      if (end == c || *end != 'x') break;
+      c = end + 1;
+      const long sk = std::strtol(c, &end, 10);
+      if (end == c || b <= 0 || sk <= 0) break;
+      shapes.emplace_back(static_cast<int>(b), static_cast<int>(sk));
+      c = *end == ',' ? end + 1 : end;
+      if (*end != ',' && *end != '\0') break;
+    }
+    if (shapes.empty()) {
+      std::fprintf(stderr, "DECODE_BENCH_SHAPES: expected BxSk[,BxSk...], got '%s'\n", shape_list);
+      return 2;
+    }
+  }
+  const int fixed_splits = std::getenv("DECODE_BENCH_SPLITS") ? std::atoi(std::getenv("DECODE_BENCH_SPLITS")) : 0;
   std::printf("layout,batch,seqlen_k,seqlen_q,splits,us,GBps,graph_us,graph_GBps\n");
-  for (auto& s : shapes)
+  for (auto [b, sk] : shapes)
     for (int bs : {0, 16, 256}) {
+      const int s[2] = {b, sk};
       const int sq = 1;
-      const Result r = bench(s[0], s[1], sq, bs, 30);
+      const Result r = bench(s[0], s[1], sq, bs, 30, false, fixed_splits);
       const double kvb = 4.0 * s[0] * s[1] * kHkv * g_head_dim;
       std::printf("%s,%d,%d,%d,%d,%.1f,%.0f,%.1f,%.0f\n", bs ? ("paged" + std::to_string(bs)).c_str() : "contiguous",
                   s[0], s[1], sq, r.splits, r.us, r.gbps, r.graph_us, r.graph_us > 0 ? kvb / r.graph_us / 1e3 : 0.0);
       std::fflush(stdout);
     }
+  if (shape_list != nullptr) return 0;
   // Multi-token decode (speculative / chunked): 4 query tokens.
   for (auto& s : {std::pair{8, 8192}, std::pair{1, 65536}}) {
     const Result r = bench(s.first, s.second, 4, 0, 30);

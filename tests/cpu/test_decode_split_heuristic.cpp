@@ -41,5 +41,35 @@ TEST(DecodeSplitHeuristic, AnchorShapes) {
   EXPECT_LE(8 * choose_device_splits(8, kSms, 2, grains(4096)), kSms);
 }
 
+// Resident clusters of s one-CTA-per-SM CTAs on an H200 (cudaOccupancyMaxActiveClusters): 66 of
+// 2, 30 of 4, 15 of 8, 7 of 10-16; 9 fits 8 clusters (the engine took 9 splits at 1 x 2k).
+int h200_clusters(int s) { return s <= 2 ? 66 : s <= 4 ? 30 : s <= 6 ? 21 : s <= 8 ? 15 : s == 9 ? 8 : 7; }
+
+TEST(DecodeSplitHeuristic, ClusterMergeTakesShortContextsOnly) {
+  auto pick = [](int ctas, int keys) {
+    const int memory = choose_device_splits(ctas, kSms, 1, grains(keys));
+    return prefer_cluster_splits(memory, grains(keys), [&](int s) { return ctas <= h200_clusters(s); });
+  };
+  EXPECT_EQ(pick(8, 1024), 8);    // 8 clusters of 8, 2 grains each (memory merge: 4 splits)
+  EXPECT_EQ(pick(8, 2048), 8);    // 4 grains each (9 fit too, no shorter; memory merge: 16)
+  EXPECT_EQ(pick(8, 4096), 16);   // 8 clusters of 8 would be 8 grains long: the memory merge's 16
+  EXPECT_EQ(pick(16, 2048), 8);   // 6 splits fit but are 6 grains long
+  EXPECT_EQ(pick(8, 256), 2);     // 2 grains each at most
+  EXPECT_EQ(pick(64, 8192), 2);   // long splits: the memory merge's count
+  EXPECT_EQ(pick(512, 4096), 1);  // no split
+  // Every cluster-merged count is 2-16 splits of at least two grains, and all its clusters fit.
+  for (int ctas : {1, 8, 16, 24, 64})
+    for (int keys : {64, 200, 512, 1024, 1500, 2048, 3000}) {
+      const int memory = choose_device_splits(ctas, kSms, 1, grains(keys));
+      const int s = pick(ctas, keys);
+      if (s == memory) continue;
+      EXPECT_TRUE(s >= 2 && s <= kMaxClusterSplits && grains(keys) / s >= kClusterMinSplitTiles &&
+                  ctas <= h200_clusters(s))
+          << ctas << " CTAs, " << keys << " keys: " << s << " splits";
+      // No smaller count gives splits as short.
+      EXPECT_GT((grains(keys) + s - 2) / (s - 1), (grains(keys) + s - 1) / s) << ctas << " CTAs, " << keys << " keys";
+    }
+}
+
 }  // namespace
 }  // namespace flashattn::detail::decode

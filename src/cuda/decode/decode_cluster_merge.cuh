@@ -8,6 +8,7 @@
 #pragma once
 
 #include "core/online_softmax.hpp"
+#include "cuda/decode/decode_heuristics.hpp"
 #include "cuda/decode/decode_types.cuh"
 #include "cuda/ptx/barrier_cluster.cuh"
 #include "cuda/ptx/ld_shared.cuh"
@@ -16,9 +17,6 @@
 #include "inference/decode_params.hpp"
 
 namespace flashattn::detail::decode {
-
-// The most splits one cluster holds: 16 is Hopper's non-portable cluster limit.
-constexpr int kMaxClusterSplits = 16;
 
 // Each CTA's part: row r of O at s_o + r * o_stride (fp32, normalised, head_dim columns), its
 // natural-log LSE at s_lse[r]. Every CTA of the cluster calls this with the same rows; `rank` is

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "core/mask.hpp"
 #include "core/online_softmax.hpp"
@@ -445,35 +446,43 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
   __syncthreads();
   const int rows_total = p.batch * p.heads_q * p.seqlen_q;
   constexpr int kQuads = kD / 4;
-  for (int e = threadIdx.x; e < rows * kQuads; e += Tile::kThreads) {
-    const int r = e / kQuads, d = (e % kQuads) * 4;
-    if (d >= p.head_dim) continue;  // head_dim is a multiple of 8: quads are whole
-    const int tm = r / 16, rr = r % 16;
-    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
-    for (int i = 0; i < wn_count; ++i) {
-      const int src = (tm + i * wm_count) * 16 + rr;
-      const float wt = sW[src];
-      if (wt == 0.f) continue;  // a warp that saw no key of the row
-      const float4 v = *reinterpret_cast<const float4*>(&sO[src * Tile::kOStride + d]);
-      acc.x += v.x * wt, acc.y += v.y * wt, acc.z += v.z * wt, acc.w += v.w * wt;
+  // The warps' rows weighted and summed, the warp count a compile-time constant so the loads
+  // of all kWn warp rows issue together (a runtime loop waited on each in turn).
+  auto merge_warps_and_store = [&](auto wn_constant) {
+    constexpr int kWn = decltype(wn_constant)::value, kWm = Tile::kWarps / kWn;
+    for (int e = threadIdx.x; e < rows * kQuads; e += Tile::kThreads) {
+      const int r = e / kQuads, d = (e % kQuads) * 4;
+      if (d >= p.head_dim) continue;  // head_dim is a multiple of 8: quads are whole
+      const int tm = r / 16, rr = r % 16;
+      float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll
+      for (int i = 0; i < kWn; ++i) {
+        const int src = (tm + i * kWm) * 16 + rr;
+        const float wt = sW[src];
+        const float4 v = *reinterpret_cast<const float4*>(&sO[src * Tile::kOStride + d]);
+        if (wt != 0.f) acc.x += v.x * wt, acc.y += v.y * wt, acc.z += v.z * wt, acc.w += v.w * wt;  // 0: saw no key
+      }
+      const int R = row0 + r, t = R / group, h = kvh * group + R % group;
+      if (splits > 1 && cluster_merge) {
+        // The part stays in this CTA's shared memory, in place of the first warp row it read:
+        // row r of the part is sO row r (r = tm * 16 + rr, the i = 0 source), read and written
+        // by this thread only.
+        *reinterpret_cast<float4*>(&sO[r * Tile::kOStride + d]) = acc;
+      } else if (splits == 1) {
+        T* out = static_cast<T*>(p.o) + b * p.o_batch_stride + t * p.o_row_stride + h * p.o_head_stride + d;
+        out[0] = E::from_float(acc.x), out[1] = E::from_float(acc.y);
+        out[2] = E::from_float(acc.z), out[3] = E::from_float(acc.w);
+        if (d == 0 && p.lse != nullptr) p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + t * p.lse_row_stride] = sLse[r];
+      } else {
+        const std::int64_t row_id = (static_cast<std::int64_t>(split) * rows_total) + (static_cast<std::int64_t>(b) * p.heads_q + h) * p.seqlen_q + t;
+        *reinterpret_cast<float4*>(o_part + row_id * p.head_dim + d) = acc;
+        if (d == 0) lse_part[row_id] = sLse[r];
+      }
     }
-    const int R = row0 + r, t = R / group, h = kvh * group + R % group;
-    if (splits > 1 && cluster_merge) {
-      // The part stays in this CTA's shared memory, in place of the first warp row it read:
-      // row r of the part is sO row r (r = tm * 16 + rr, the i = 0 source), read and written by
-      // this thread only.
-      *reinterpret_cast<float4*>(&sO[r * Tile::kOStride + d]) = acc;
-    } else if (splits == 1) {
-      T* out = static_cast<T*>(p.o) + b * p.o_batch_stride + t * p.o_row_stride + h * p.o_head_stride + d;
-      out[0] = E::from_float(acc.x), out[1] = E::from_float(acc.y);
-      out[2] = E::from_float(acc.z), out[3] = E::from_float(acc.w);
-      if (d == 0 && p.lse != nullptr) p.lse[b * p.lse_batch_stride + h * p.lse_head_stride + t * p.lse_row_stride] = sLse[r];
-    } else {
-      const std::int64_t row_id = (static_cast<std::int64_t>(split) * rows_total) + (static_cast<std::int64_t>(b) * p.heads_q + h) * p.seqlen_q + t;
-      *reinterpret_cast<float4*>(o_part + row_id * p.head_dim + d) = acc;
-      if (d == 0) lse_part[row_id] = sLse[r];
-    }
-  }
+  };
+  if (wm_count == 1) merge_warps_and_store(std::integral_constant<int, Tile::kWarps>{});
+  else if (wm_count == 2) merge_warps_and_store(std::integral_constant<int, Tile::kWarps / 2>{});
+  else if constexpr (Tile::kWarps >= 4) merge_warps_and_store(std::integral_constant<int, Tile::kWarps / 4>{});
   if (splits > 1 && cluster_merge) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     merge_cluster_parts<T, Tile::kThreads>(p, sO, Tile::kOStride, sLse, rows, splits, split, b, kvh, row0, group);

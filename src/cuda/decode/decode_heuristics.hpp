@@ -54,6 +54,35 @@ inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
   return choose_num_splits(ctas, sms, key_tiles, one_wave);
 }
 
+// Where the splits can merge through a cluster's shared memory (decode_cluster_merge.cuh), a
+// split costs less than a part written to and merged from global memory, and short contexts
+// take more, shorter splits: the largest count of 2-16 whose clusters all fit on the device at
+// once (`fits`), each split at least 2 grains (128 keys, one tile of the 8-warp kernel), when
+// its splits are at most 4 grains long; longer ones keep `memory_splits`, the count above
+// (H200, GQA 32/8, d128, one token, graph us, cluster / memory merge; the anchors' 16 splits of
+// 8 KV heads need 8 resident clusters of 16, and an H200 holds 7):
+//   1 x 1k: 4 splits 9.1 / 10.2, 8 splits 8.3 / 9.1, 16 splits  - / 9.5   -> 8 (was 4)
+//   1 x 2k: 8 splits 9.6 / 10.4, 9 splits 10.0 / -, 16 splits - / 10.2  -> 8 (was 16)
+//   1 x 4k: 8 splits 12.5 / 13.5, 16 splits - / 11.8                    -> 16 (8 is 8 grains)
+//   2 x 2k: 6 splits 11.9 / 12.7, 8 splits  - / 11.7                    -> 8 (6 is 6 grains)
+constexpr int kClusterMinSplitTiles = 2;
+constexpr int kClusterMaxSplitTiles = 4;
+constexpr int kMaxClusterSplits = 16;  // the most splits one cluster holds: Hopper's non-portable limit
+
+// Of the counts that give the same longest split, the fewest: a split more that shortens no
+// split adds a CTA and a part (1 x 2k: 9 splits of <= 4 grains 10.0 us, 8 of 4 grains 9.5).
+template <typename Fits>
+int prefer_cluster_splits(int memory_splits, int key_tiles, Fits&& fits) {
+  for (int s = std::min(kMaxClusterSplits, key_tiles / kClusterMinSplitTiles); s >= 2; --s) {
+    if (!fits(s)) continue;
+    const int longest = (key_tiles + s - 1) / s;
+    if (longest > kClusterMaxSplitTiles) return memory_splits;
+    while (s > 2 && (key_tiles + s - 2) / (s - 1) == longest) --s;
+    return s;
+  }
+  return memory_splits;
+}
+
 // ---- Tried and rejected: spreading the work over every SM (H200, GQA 32/8, d128, bf16, one
 // token, CUDA-graph us per call, contiguous cache; each line one session, same run as the
 // baseline; the code of each lives in that session's report, not here).

@@ -27,10 +27,10 @@ void launch_append(const DecodeParams& p, cudaStream_t stream);
 // and bf16); the device must offer the tile's shared memory.
 template <int kD, SmemTier kTier>
 int decode_occupancy();
-// How many clusters of p.num_splits CTAs of the tile can be resident at once on the current
-// device (0: none, or the device has no clusters).
+// How many clusters of `splits` CTAs of the tile can be resident at once on `device`, the
+// current device (0: none, or the device has no clusters).
 template <int kD, SmemTier kTier>
-int decode_max_clusters(const DecodeParams& p);
+int decode_max_clusters(int device, int splits);
 // Whether the tile's kernel on the current device was compiled from sm_90 code, which alone
 // has the cluster merge (a compute_80 image run on Hopper has not).
 template <int kD, SmemTier kTier>

@@ -141,51 +141,75 @@ std::pair<int, int> device_slots(int device, int kd, TileChoice choice) {
   return {info.sms, n};
 }
 
-// The split count of a call whose tile is `choice` (decode_heuristics.hpp).
-int device_splits(int device, TileChoice choice, int batch, int heads_kv, int heads_q, int seqlen_q, int max_seqlen_k,
-                  int head_dim) {
-  const auto [sms, per_sm] = device_slots(device, kd_for(head_dim), choice);
-  const int rows = (heads_q / heads_kv) * seqlen_q;
-  const int ctas = batch * heads_kv * ((rows + choice.max_rows - 1) / choice.max_rows);
-  const int tiles = (max_seqlen_k + decode::kSplitGrainKeys - 1) / decode::kSplitGrainKeys;
-  return decode::choose_device_splits(ctas, sms, per_sm, tiles);
+// What the split count and the merge depend on.
+struct DecodeShape {
+  int device, batch, heads_kv, heads_q, seqlen_q, max_seqlen_k, head_dim;
+  // Attention CTAs of the unsplit grid with `max_rows` query rows per CTA.
+  int ctas(int max_rows) const {
+    const int rows = (heads_q / heads_kv) * seqlen_q;
+    return batch * heads_kv * ((rows + max_rows - 1) / max_rows);
+  }
+};
+
+DecodeShape shape_of(const DecodeParams& p) {
+  return {p.device.index, p.batch, p.heads_kv, p.heads_q, p.seqlen_q, p.k_rows.capacity(), p.head_dim};
+}
+
+// FLASHATTN_DECODE_CLUSTER_MERGE: unset = where it fits, 0 = never (so the memory merge is tested
+// and measured on Hopper too), 1 = required, an `unsupported` error where it cannot run (so tests
+// know which merge they checked).
+enum class ClusterMode { automatic, off, required };
+ClusterMode cluster_mode() {
+  const char* env = std::getenv("FLASHATTN_DECODE_CLUSTER_MERGE");
+  if (env == nullptr) return ClusterMode::automatic;
+  const std::string v = env;
+  return v == "0" ? ClusterMode::off : v == "1" ? ClusterMode::required : ClusterMode::automatic;
+}
+
+// Whether the grid of `splits` splits with tile `tile` can merge through clusters' shared memory
+// (decode_cluster_merge.cuh): sm_90 code, 2-16 splits, and every cluster of the grid resident at
+// once (the split count assumes one wave). Asked once per device, tile and split count.
+bool clusters_fit(const DecodeShape& sh, TileChoice tile, int splits) {
+  if (splits < 2 || splits > decode::kMaxClusterSplits) return false;
+  const int kd = kd_for(sh.head_dim);
+  std::lock_guard<std::mutex> lock(device_info_mutex);
+  DeviceInfo& info = device_info_locked(sh.device);
+  int& n = info.clusters[kd == 64 ? 0 : (kd == 128 ? 1 : 2)][static_cast<int>(tile.tier)][splits];
+  if (n < 0) {
+    int major = 0;
+    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, sh.device));
+    const DeviceGuard on_device(sh.device);
+    n = major < 9 ? 0 : with_tile(kd, tile.tier, [&](auto d, auto tier) {
+      return decode::decode_cluster_capable<d(), tier()>() ? decode::decode_max_clusters<d(), tier()>(sh.device, splits) : 0;
+    });
+  }
+  return sh.ctas(tile.max_rows) <= n;
+}
+
+// The split count of a call whose tile is `choice` (decode_heuristics.hpp): the memory merge's
+// count, or a cluster-merged one for short contexts.
+int device_splits(const DecodeShape& sh, TileChoice choice) {
+  const auto [sms, per_sm] = device_slots(sh.device, kd_for(sh.head_dim), choice);
+  const int tiles = (sh.max_seqlen_k + decode::kSplitGrainKeys - 1) / decode::kSplitGrainKeys;
+  const int memory_splits = decode::choose_device_splits(sh.ctas(choice.max_rows), sms, per_sm, tiles);
+  if (cluster_mode() == ClusterMode::off) return memory_splits;
+  return decode::prefer_cluster_splits(memory_splits, tiles, [&](int s) {
+    return clusters_fit(sh, for_split_length(choice, sh.head_dim, (sh.max_seqlen_k + s - 1) / s), s);
+  });
 }
 
 int resolve_splits(const DecodeParams& p, TileChoice choice) {
   if (p.num_splits > 0) return std::min(p.num_splits, decode::kMaxSplits);
-  return device_splits(p.device.index, choice, p.batch, p.heads_kv, p.heads_q, p.seqlen_q, p.k_rows.capacity(),
-                       p.head_dim);
+  return device_splits(shape_of(p), choice);
 }
 
-// Whether the splits of this call merge through a cluster's shared memory
-// (decode_cluster_merge.cuh): sm_90 code, at most 16 splits, and every cluster of the grid
-// resident at once (the split count assumes one wave). FLASHATTN_DECODE_CLUSTER_MERGE=0 turns it
-// off (so the memory merge is tested and measured on Hopper too); =1 requires it, an
-// `unsupported` error where it cannot run (so tests know which merge they checked). The current
+// Whether this call's splits merge through clusters (clusters_fit, cluster_mode); the current
 // device is p.device.
 bool use_cluster_merge(const DecodeParams& p, TileChoice tile) {
-  const char* env = std::getenv("FLASHATTN_DECODE_CLUSTER_MERGE");
-  const std::string mode = env != nullptr ? env : "";
-  if (p.num_splits < 2 || mode == "0") return false;
-  bool fits = false;
-  if (p.num_splits <= decode::kMaxClusterSplits) {
-    const int kd = kd_for(p.head_dim);
-    const int rows = (p.heads_q / p.heads_kv) * p.seqlen_q;
-    const long long grid_clusters =
-        static_cast<long long>(p.batch) * p.heads_kv * ((rows + tile.max_rows - 1) / tile.max_rows);
-    std::lock_guard<std::mutex> lock(device_info_mutex);
-    DeviceInfo& info = device_info_locked(p.device.index);
-    int& n = info.clusters[kd == 64 ? 0 : (kd == 128 ? 1 : 2)][static_cast<int>(tile.tier)][p.num_splits];
-    if (n < 0) {
-      int major = 0;
-      FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, p.device.index));
-      n = major < 9 ? 0 : with_tile(kd, tile.tier, [&](auto d, auto tier) {
-        return decode::decode_cluster_capable<d(), tier()>() ? decode::decode_max_clusters<d(), tier()>(p) : 0;
-      });
-    }
-    fits = grid_clusters <= n;
-  }
-  if (!fits && mode == "1")
+  const ClusterMode mode = cluster_mode();
+  if (p.num_splits < 2 || mode == ClusterMode::off) return false;
+  const bool fits = clusters_fit(shape_of(p), tile, p.num_splits);
+  if (!fits && mode == ClusterMode::required)
     throw Error(Error::Kind::unsupported, "num_splits",
                 "FLASHATTN_DECODE_CLUSTER_MERGE=1, but " + std::to_string(p.num_splits) +
                     " splits cannot merge in clusters here (sm_90 code, at most " +
@@ -205,8 +229,9 @@ void launch_attention(const DecodeParams& p, TileChoice choice, float* o_part, f
 
 int cuda_decode_num_splits(int device, int batch, int heads_kv, int heads_q, int seqlen_q, int max_seqlen_k,
                            int head_dim) {
+  check_device(device);
   const TileChoice choice = tile_for_head_dim(head_dim, device_smem_per_block(device));
-  return device_splits(device, choice, batch, heads_kv, heads_q, seqlen_q, max_seqlen_k, head_dim);
+  return device_splits({device, batch, heads_kv, heads_q, seqlen_q, max_seqlen_k, head_dim}, choice);
 }
 
 void cuda_decode(const DecodeParams& p0) {

@@ -18,10 +18,11 @@ struct AttentionLaunch {
   using Tile = DecodeTile<kD, kTier>;
   cudaLaunchConfig_t config{};
   cudaLaunchAttribute attribute[1]{};
-  AttentionLaunch(const DecodeParams& p, bool cluster_merge, cudaStream_t stream) {
-    const int rows = (p.heads_q / p.heads_kv) * p.seqlen_q;
-    config.gridDim = dim3(static_cast<unsigned>(p.heads_kv * ((rows + Tile::kMaxRows - 1) / Tile::kMaxRows)),
-                          static_cast<unsigned>(p.batch), static_cast<unsigned>(p.num_splits));
+  AttentionLaunch(int heads_kv, int heads_q, int seqlen_q, int batch, int splits, bool cluster_merge,
+                  cudaStream_t stream) {
+    const int rows = (heads_q / heads_kv) * seqlen_q;
+    config.gridDim = dim3(static_cast<unsigned>(heads_kv * ((rows + Tile::kMaxRows - 1) / Tile::kMaxRows)),
+                          static_cast<unsigned>(batch), static_cast<unsigned>(splits));
     config.blockDim = dim3(Tile::kThreads);
     config.dynamicSmemBytes = Tile::kSmem;
     config.stream = stream;
@@ -29,7 +30,7 @@ struct AttentionLaunch {
       attribute[0].id = cudaLaunchAttributeClusterDimension;
       attribute[0].val.clusterDim.x = 1;
       attribute[0].val.clusterDim.y = 1;
-      attribute[0].val.clusterDim.z = static_cast<unsigned>(p.num_splits);
+      attribute[0].val.clusterDim.z = static_cast<unsigned>(splits);
       config.attrs = attribute;
       config.numAttrs = 1;
     }
@@ -57,16 +58,16 @@ template <typename T, int kD, SmemTier kTier>
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
                       bool cluster_merge, cudaStream_t stream) {
   opt_in_once<T, kD, kTier>(p.device.index);
-  AttentionLaunch<kD, kTier> launch(p, cluster_merge, stream);
+  AttentionLaunch<kD, kTier> launch(p.heads_kv, p.heads_q, p.seqlen_q, p.batch, p.num_splits, cluster_merge, stream);
   FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier>, p, o_part, lse_part,
                                           p.num_splits, split_counters, cluster_merge));
 }
 
 template <int kD, SmemTier kTier>
-int decode_max_clusters(const DecodeParams& p) {
+int decode_max_clusters(int device, int splits) {
   using T = __nv_bfloat16;
-  opt_in_once<T, kD, kTier>(p.device.index);
-  AttentionLaunch<kD, kTier> launch(p, true, nullptr);
+  opt_in_once<T, kD, kTier>(device);
+  AttentionLaunch<kD, kTier> launch(1, 1, 1, 1, splits, true, nullptr);
   int n = 0;
   if (cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<T, kD, kTier>, &launch.config) != cudaSuccess) {
     cudaGetLastError();  // no cluster launch of this size here: the caller merges through memory
@@ -105,5 +106,5 @@ int decode_occupancy() {
   template void launch_attention<__nv_bfloat16, kD, kTier>(const DecodeParams&, float*, float*, unsigned*, bool,         \
                                                             cudaStream_t);                                              \
   template int decode_occupancy<kD, kTier>();                                                                           \
-  template int decode_max_clusters<kD, kTier>(const DecodeParams&);                                                     \
+  template int decode_max_clusters<kD, kTier>(int, int);                                                                \
   template bool decode_cluster_capable<kD, kTier>();
