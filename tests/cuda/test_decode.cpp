@@ -44,6 +44,25 @@ void run_gpu(DecodeCase& dc) {
   m.download(dc.v_cache);
 }
 
+// The call fails with an `unsupported` error whose message names `what`, and writes nothing:
+// neither the output nor the cache it would append to.
+void expect_unsupported_writing_nothing(DecodeCase& dc, const std::string& what) {
+  Mirror m;
+  try {
+    dc.run(std::ref(m));
+    FAIL() << "expected flashattn::Error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), Error::Kind::unsupported);
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  const HostTensor out_before = dc.out;
+  m.download(dc.out);
+  m.download(dc.k_cache);
+  EXPECT_TRUE(same_bits(dc.out, out_before));
+  EXPECT_TRUE(same_bits(dc.k_cache, dc.k_cache_before));
+}
+
 void run_and_check(const DecodeConfig& cfg, std::uint64_t seed) {
   std::mt19937_64 rng(seed);
   DecodeCase dc(cfg, rng);
@@ -328,20 +347,7 @@ TEST(CudaDecode, NoTileFitsIsAClearErrorAndWritesNothing) {
   c.head_dim = 128, c.seqlen_new = 1, c.max_cache = 50;
   std::mt19937_64 rng(fresh_seed());
   DecodeCase dc(c, rng);
-  Mirror m;
-  try {
-    dc.run(std::ref(m));
-    FAIL() << "expected flashattn::Error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), Error::Kind::unsupported);
-    EXPECT_NE(std::string(e.what()).find("shared memory"), std::string::npos) << e.what();
-  }
-  ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-  const HostTensor out_before = dc.out;
-  m.download(dc.out);
-  m.download(dc.k_cache);
-  EXPECT_TRUE(same_bits(dc.out, out_before));
-  EXPECT_TRUE(same_bits(dc.k_cache, dc.k_cache_before));
+  expect_unsupported_writing_nothing(dc, "shared memory");
 }
 
 }  // namespace
@@ -404,20 +410,7 @@ TEST(CudaDecode, ClusterMergeRequiredPastItsLimitIsAClearError) {
   DecodeCase dc(c, rng);
   {
     ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", "1");
-    Mirror m;
-    try {
-      dc.run(std::ref(m));
-      FAIL() << "expected flashattn::Error";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), Error::Kind::unsupported);
-      EXPECT_NE(std::string(e.what()).find("num_splits"), std::string::npos) << e.what();
-    }
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    const HostTensor out_before = dc.out;
-    m.download(dc.out);
-    m.download(dc.k_cache);
-    EXPECT_TRUE(same_bits(dc.out, out_before));
-    EXPECT_TRUE(same_bits(dc.k_cache, dc.k_cache_before));
+    expect_unsupported_writing_nothing(dc, "num_splits");
   }
   ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", std::nullopt);
   run_gpu(dc);
