@@ -57,6 +57,14 @@ TEST(DecodeSplitHeuristic, ClusterMergeTakesShortContextsOnly) {
   EXPECT_EQ(pick(8, 256), 2);     // 2 grains each at most
   EXPECT_EQ(pick(64, 8192), 2);   // long splits: the memory merge's count
   EXPECT_EQ(pick(512, 4096), 1);  // no split
+  // It runs on every call: long contexts never ask, grids too large for clusters of 2 ask once.
+  int asked = 0;
+  auto counting = [&](int s) { return ++asked, 8 <= h200_clusters(s); };
+  EXPECT_EQ(prefer_cluster_splits(16, grains(131072), counting), 16);
+  EXPECT_EQ(asked, 0);
+  auto counting_large = [&](int s) { return ++asked, 512 <= h200_clusters(s); };
+  EXPECT_EQ(prefer_cluster_splits(1, grains(1024), counting_large), 1);
+  EXPECT_EQ(asked, 1);
   // Every cluster-merged count is 2-16 splits of at least two grains, and all its clusters fit.
   for (int ctas : {1, 8, 16, 24, 64})
     for (int keys : {64, 200, 512, 1024, 1500, 2048, 3000}) {

@@ -71,8 +71,12 @@ constexpr int kMaxClusterSplits = 16;  // the most splits one cluster holds: Hop
 
 // Of the counts that give the same longest split, the fewest: a split more that shortens no
 // split adds a CTA and a part (1 x 2k: 9 splits of <= 4 grains 10.0 us, 8 of 4 grains 9.5).
+// `fits` is monotone (fewer, smaller clusters fit wherever more, larger ones do), and long
+// contexts and large grids return before asking it more than once: it runs on every call.
 template <typename Fits>
 int prefer_cluster_splits(int memory_splits, int key_tiles, Fits&& fits) {
+  if (key_tiles > kMaxClusterSplits * kClusterMaxSplitTiles || key_tiles < 2 * kClusterMinSplitTiles || !fits(2))
+    return memory_splits;
   for (int s = std::min(kMaxClusterSplits, key_tiles / kClusterMinSplitTiles); s >= 2; --s) {
     if (!fits(s)) continue;
     const int longest = (key_tiles + s - 1) / s;

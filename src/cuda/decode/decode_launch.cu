@@ -188,25 +188,24 @@ bool clusters_fit(const DecodeShape& sh, TileChoice tile, int splits) {
 
 // The split count of a call whose tile is `choice` (decode_heuristics.hpp): the memory merge's
 // count, or a cluster-merged one for short contexts.
-int device_splits(const DecodeShape& sh, TileChoice choice) {
+int device_splits(const DecodeShape& sh, TileChoice choice, ClusterMode mode) {
   const auto [sms, per_sm] = device_slots(sh.device, kd_for(sh.head_dim), choice);
   const int tiles = (sh.max_seqlen_k + decode::kSplitGrainKeys - 1) / decode::kSplitGrainKeys;
   const int memory_splits = decode::choose_device_splits(sh.ctas(choice.max_rows), sms, per_sm, tiles);
-  if (cluster_mode() == ClusterMode::off) return memory_splits;
+  if (mode == ClusterMode::off) return memory_splits;
   return decode::prefer_cluster_splits(memory_splits, tiles, [&](int s) {
     return clusters_fit(sh, for_split_length(choice, sh.head_dim, (sh.max_seqlen_k + s - 1) / s), s);
   });
 }
 
-int resolve_splits(const DecodeParams& p, TileChoice choice) {
+int resolve_splits(const DecodeParams& p, TileChoice choice, ClusterMode mode) {
   if (p.num_splits > 0) return std::min(p.num_splits, decode::kMaxSplits);
-  return device_splits(shape_of(p), choice);
+  return device_splits(shape_of(p), choice, mode);
 }
 
 // Whether this call's splits merge through clusters (clusters_fit, cluster_mode); the current
 // device is p.device.
-bool use_cluster_merge(const DecodeParams& p, TileChoice tile) {
-  const ClusterMode mode = cluster_mode();
+bool use_cluster_merge(const DecodeParams& p, TileChoice tile, ClusterMode mode) {
   if (p.num_splits < 2 || mode == ClusterMode::off) return false;
   const bool fits = clusters_fit(shape_of(p), tile, p.num_splits);
   if (!fits && mode == ClusterMode::required)
@@ -231,7 +230,7 @@ int cuda_decode_num_splits(int device, int batch, int heads_kv, int heads_q, int
                            int head_dim) {
   check_device(device);
   const TileChoice choice = tile_for_head_dim(head_dim, device_smem_per_block(device));
-  return device_splits({device, batch, heads_kv, heads_q, seqlen_q, max_seqlen_k, head_dim}, choice);
+  return device_splits({device, batch, heads_kv, heads_q, seqlen_q, max_seqlen_k, head_dim}, choice, cluster_mode());
 }
 
 void cuda_decode(const DecodeParams& p0) {
@@ -245,9 +244,10 @@ void cuda_decode(const DecodeParams& p0) {
   const bool attend = p.batch > 0 && p.seqlen_q > 0;
   // The split count, tile and merge are settled before anything runs (a required cluster merge
   // that cannot run is an error, the cache not yet appended to).
-  p.num_splits = attend ? resolve_splits(p, choice) : 1;
+  const ClusterMode mode = cluster_mode();
+  p.num_splits = attend ? resolve_splits(p, choice, mode) : 1;
   const TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + p.num_splits - 1) / p.num_splits);
-  const bool cluster_merge = attend && use_cluster_merge(p, tile);
+  const bool cluster_merge = attend && use_cluster_merge(p, tile, mode);
   if (p.k_new != nullptr && p.seqlen_new > 0 && p.batch > 0) {
     if (bf16) decode::launch_append<__nv_bfloat16>(p, stream);
     else decode::launch_append<__half>(p, stream);
