@@ -147,6 +147,9 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
   //      1 x 64k (33 splits): contiguous 78.4 -> 80.2, paged16 90.8 -> 81.7,
   //               paged256 79.2 -> 80.5 (the ~2% at batch 1 is not understood).
   //   Predicted: the per-row work was the whole gap, so paged16 should land on contiguous.
+  // (The stream stays inline: moved into a struct of its own, with the same statements, it
+  // changed the generated code of every tile — the batch clamp became branches, d64 gained 0.5%
+  // instructions — so that move waits for a GPU session to measure it.)
   const int chunk = threadIdx.x % Tile::kChunks;
   const int r_first = (threadIdx.x / Tile::kChunks) * Tile::kRowsPerThread;
   const bool dvalid = chunk * 8 < p.head_dim;
