@@ -33,7 +33,7 @@ TEST(BwdTileChoice, A100TakesStandardTiles) {
 TEST(BwdTileChoice, NinetyNineKibGpusTakeCompactTiles) {
   expect_choice(64, kSmemOptinAda, kCompact, 2);
   expect_choice(128, kSmemOptinAda, kCompact, 1);
-  expect_choice(256, kSmemOptinAda, kNone, 0);  // no tile fits 99 KiB at D = 256 (see the header)
+  expect_choice(256, kSmemOptinAda, kCompact, 1);  // 64 x 32, V in registers
 }
 
 TEST(BwdTileChoice, TooSmallForAnyTile) {
@@ -51,7 +51,8 @@ TEST(BwdTileChoice, SizesAndBoundaries) {
   EXPECT_EQ(bwd_tile_smem(128, kCompact, 2), 115200u);
   EXPECT_EQ(bwd_tile_smem(64, kStd, 2), 165888u);
   EXPECT_EQ(bwd_tile_smem(256, kStd, 1), 147968u);
-  EXPECT_EQ(bwd_tile_smem(256, kCompact, 1), 0u);
+  EXPECT_EQ(bwd_tile_smem(256, kCompact, 1), 98816u);  // K, V (then P / dS), Q, dO, LSE2 / Drow
+  EXPECT_EQ(bwd_tile_smem(256, kCompact, 2), 164864u);
   const std::size_t d64c2 = bwd_tile_smem(64, kCompact, 2) + kBwdStaticSmem;
   expect_choice(64, d64c2, kCompact, 2);
   expect_choice(64, d64c2 - 1, kCompact, 1);
@@ -61,6 +62,12 @@ TEST(BwdTileChoice, SizesAndBoundaries) {
   const std::size_t d128s1 = bwd_tile_smem(128, kStd, 1) + kBwdStaticSmem;
   expect_choice(128, d128s1, kStd, 1);
   expect_choice(128, d128s1 - 1, kCompact, 2);  // between the two, the compact tile has room for two stages
+  const std::size_t d256c1 = bwd_tile_smem(256, kCompact, 1) + kBwdStaticSmem;
+  expect_choice(256, d256c1, kCompact, 1);
+  expect_choice(256, d256c1 - 1, kNone, 0);
+  const std::size_t d256s1 = bwd_tile_smem(256, kStd, 1) + kBwdStaticSmem;
+  expect_choice(256, d256s1, kStd, 1);
+  expect_choice(256, d256s1 - 1, kCompact, 1);
   const std::size_t d128c2 = bwd_tile_smem(128, kCompact, 2) + kBwdStaticSmem;
   expect_choice(128, d128c2, kCompact, 2);
   expect_choice(128, d128c2 - 1, kCompact, 1);

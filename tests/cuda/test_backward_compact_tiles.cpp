@@ -2,9 +2,10 @@
 // L4, L40), forced on whatever GPU runs the suite by lowering the shared-memory limit the engine
 // sizes its tiles by (FLASHATTN_MAX_SMEM_PER_BLOCK=101376, device_smem.hpp). Judged against the fp64
 // oracle like test_sm80_backward.cpp: odd seqlens, GQA / MQA, every option, varlen with empty
-// sequences, the deterministic mode; head dims padded to 256 have no compact tile and must fail
-// cleanly (unsupported, naming head_dim and the bytes, gradients untouched). Gradients are
-// NaN-poisoned on the device before every call.
+// sequences, the deterministic mode, head dims padded to 64, 128 and 256 (the last with V in
+// registers); below the smallest tile's bytes a call must fail cleanly (unsupported, naming
+// head_dim and the bytes, gradients untouched). Gradients are NaN-poisoned on the device before
+// every call.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -76,7 +77,8 @@ TEST(Sm80BackwardCompactTiles, LimitSelectsTheTile) {
       EXPECT_EQ(detail::sm80_bwd::choose_bwd_tile(64, smem).stages, 2);
       EXPECT_EQ(detail::sm80_bwd::choose_bwd_tile(128, smem).kind, BwdTileKind::compact);
       EXPECT_EQ(detail::sm80_bwd::choose_bwd_tile(128, smem).stages, 1);
-      EXPECT_EQ(detail::sm80_bwd::choose_bwd_tile(256, smem).kind, BwdTileKind::none);
+      EXPECT_EQ(detail::sm80_bwd::choose_bwd_tile(256, smem).kind, BwdTileKind::compact);
+      EXPECT_EQ(detail::sm80_bwd::choose_bwd_tile(256, smem).stages, 1);
     }
   }
   const char* after = std::getenv("FLASHATTN_MAX_SMEM_PER_BLOCK");
@@ -92,7 +94,8 @@ TEST_P(Sm80BackwardCompactMatrix, MatchesOracle) {
 }
 
 const auto kDtypes = ::testing::Values(DType::f16, DType::bf16);
-const auto kCompactDims = ::testing::Values(40, 64, 96, 128);
+// 160: padded to 256, the dP product skips the last 64-column groups of V's fragments.
+const auto kCompactDims = ::testing::Values(40, 64, 96, 128, 160, 256);
 
 // Every option on short, odd sequences (one q tile, one or more kv tiles; sq != sk both ways).
 INSTANTIATE_TEST_SUITE_P(Short, Sm80BackwardCompactMatrix,
@@ -101,7 +104,8 @@ INSTANTIATE_TEST_SUITE_P(Short, Sm80BackwardCompactMatrix,
                                                               std::pair{300, 17}),
                                             ::testing::ValuesIn(kAllVariants)),
                          matrix_param_name);
-// 255 rows: four (D <= 64) or eight (D > 64) q tiles, the last one partial; two kv tiles.
+// 255 rows: four (D = 64, 256) or eight (D = 128) q tiles, the last one partial; two (eight at
+// D = 256) kv tiles.
 INSTANTIATE_TEST_SUITE_P(Mid, Sm80BackwardCompactMatrix,
                          ::testing::Combine(kDtypes, kCompactDims, ::testing::Values(std::pair{255, 255}),
                                             ::testing::Values(Variant::plain, Variant::causal, Variant::gqa,
@@ -109,7 +113,7 @@ INSTANTIATE_TEST_SUITE_P(Mid, Sm80BackwardCompactMatrix,
                          matrix_param_name);
 // seqlen 1000: 16 or 32 q tiles, 8 kv tiles, many partial tiles on the diagonal and window edges.
 INSTANTIATE_TEST_SUITE_P(Long, Sm80BackwardCompactMatrix,
-                         ::testing::Combine(::testing::Values(DType::bf16), ::testing::Values(64, 128),
+                         ::testing::Combine(::testing::Values(DType::bf16), ::testing::Values(64, 128, 256),
                                             ::testing::Values(std::pair{1000, 1000}),
                                             ::testing::Values(Variant::plain, Variant::causal, Variant::window,
                                                               Variant::combo)),
@@ -135,7 +139,7 @@ std::string varlen_name(const ::testing::TestParamInfo<std::tuple<DType, int, Va
 }
 
 INSTANTIATE_TEST_SUITE_P(Varlen, Sm80BackwardCompactVarlen,
-                         ::testing::Combine(kDtypes, ::testing::Values(64, 96, 128),
+                         ::testing::Combine(kDtypes, ::testing::Values(64, 96, 128, 256),
                                             ::testing::Values(Variant::plain, Variant::causal, Variant::window,
                                                               Variant::combo)),
                          varlen_name);
@@ -145,7 +149,7 @@ class Sm80BackwardCompact : public ::testing::Test, protected Sm80BackwardCompac
 // Padded and (B, H, S, D) strided views.
 TEST_F(Sm80BackwardCompact, StridedViewsMatchOracle) {
   FLASHATTN_REQUIRE_99K();
-  for (int d : {64, 128})
+  for (int d : {64, 128, 256})
     for (bool bhsd : {false, true}) {
       CaseSpec s = make_spec(DType::f16, d, 70, 190, Variant::causal);
       s.heads_q = 4;
@@ -160,7 +164,7 @@ TEST_F(Sm80BackwardCompact, StridedViewsMatchOracle) {
 // Deterministic mode: bitwise-equal gradients across runs, and still the oracle's.
 TEST_F(Sm80BackwardCompact, DeterministicBitwiseEqualAcrossRuns) {
   FLASHATTN_REQUIRE_99K();
-  for (int d : {64, 128})
+  for (int d : {64, 128, 256})
     for (Variant v : {Variant::plain, Variant::causal, Variant::combo}) {
       CaseSpec s = make_spec(DType::bf16, d, 1000, 1100, v);
       s.heads_q = 4;
@@ -175,10 +179,14 @@ TEST_F(Sm80BackwardCompact, DeterministicBitwiseEqualAcrossRuns) {
     }
 }
 
-// Head dims padded to 256 have no tile under 99 KiB: a clean unsupported error that names the
-// head dim and the bytes needed and offered, before anything is written (gradients keep the poison).
-TEST_F(Sm80BackwardCompact, HeadDim256IsUnsupportedAndWritesNothing) {
+// One byte below the D = 256 compact tile (with the kernel's static bytes) no tile fits: a clean
+// unsupported error that names the head dim and the bytes needed and offered, before anything is
+// written (gradients keep the poison).
+TEST_F(Sm80BackwardCompact, BelowTheSmallestTileIsUnsupportedAndWritesNothing) {
   FLASHATTN_REQUIRE_99K();
+  const std::size_t need =
+      detail::sm80_bwd::bwd_tile_smem(256, BwdTileKind::compact, 1) + detail::sm80_bwd::kBwdStaticSmem;
+  SmemLimit below(need - 1);
   for (int d : {136, 256}) {
     CaseSpec s = make_spec(DType::bf16, d, 65, 70, Variant::causal);
     SCOPED_TRACE(s.name());
@@ -194,11 +202,8 @@ TEST_F(Sm80BackwardCompact, HeadDim256IsUnsupportedAndWritesNothing) {
       EXPECT_EQ(e.kind(), Error::Kind::unsupported) << e.what();
       const std::string msg = e.what();
       EXPECT_NE(msg.find("head_dim " + std::to_string(d)), std::string::npos) << msg;
-      // The smallest tile at D = 256 (the standard one, one stage) and the kernel's static bytes.
-      const std::size_t need = detail::sm80_bwd::bwd_tile_smem(256, BwdTileKind::standard, 1) +
-                               detail::sm80_bwd::kBwdStaticSmem;
       EXPECT_NE(msg.find("needs " + std::to_string(need) + " bytes"), std::string::npos) << msg;
-      EXPECT_NE(msg.find(std::to_string(detail::device_smem_per_block(0))), std::string::npos) << msg;
+      EXPECT_NE(msg.find("offers " + std::to_string(need - 1)), std::string::npos) << msg;
     }
     dc.download();
     EXPECT_EQ(std::memcmp(dq0.data(), c.dq.data(), dq0.bytes()), 0) << "dq written";

@@ -13,6 +13,7 @@
 #include "common/attention_case.hpp"
 #include "common/attention_variants.hpp"
 #include "cuda/common/device_smem.hpp"
+#include "cuda/sm80/tile_size_bwd_sm80.hpp"
 #include "cuda/backward_device_case.hpp"
 #include "cuda/device_buffer.hpp"
 
@@ -30,14 +31,15 @@ void check_case(const CaseSpec& s) {
 
 
 
-// Head dims above 128 have no backward tile on GPUs with 99 KiB of shared memory per block
-// (sm_86 / sm_89, or FLASHATTN_MAX_SMEM_PER_BLOCK=101376; tile_size_bwd_sm80.hpp): the call is
-// rejected there (test_backward_compact_tiles.cpp checks the error), so these cases skip.
-#define SKIP_IF_NO_BACKWARD_TILE(head_dim)                                                           \
-  do {                                                                                               \
-    if ((head_dim) > 128 && detail::device_smem_per_block(0) < detail::kSmemOptinA100)                \
-      GTEST_SKIP() << "no backward tile for head_dim " << (head_dim) << " in "                        \
-                   << detail::device_smem_per_block(0) << " bytes of shared memory per block";       \
+// Below the compact tiles' bytes (98944 at D = 256, 98688 at D = 128) no backward tile fits and
+// the call is rejected (test_backward_compact_tiles.cpp checks the error), so these cases skip.
+#define SKIP_IF_NO_BACKWARD_TILE(head_dim)                                                                    \
+  do {                                                                                                        \
+    const int dpad_ = (head_dim) <= 64 ? 64 : (head_dim) <= 128 ? 128 : 256;                                  \
+    if (detail::sm80_bwd::choose_bwd_tile(dpad_, detail::device_smem_per_block(0)).kind ==                    \
+        detail::sm80_bwd::BwdTileKind::none)                                                                  \
+      GTEST_SKIP() << "no backward tile for head_dim " << (head_dim) << " in "                                 \
+                   << detail::device_smem_per_block(0) << " bytes of shared memory per block";                \
   } while (0)
 
 class Sm80BackwardMatrix : public ::testing::TestWithParam<MatrixParam> {};

@@ -77,7 +77,8 @@ void launch_convert(const AttentionParams& p, const BwdScratch& sc, bool vec, cu
     case 129: bwd_convert_dq_kernel<T, 64, true><<<grid, 256, 0, stream>>>(p, sc, vec); break;
     case 256: bwd_convert_dq_kernel<T, 128, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
     case 257: bwd_convert_dq_kernel<T, 128, true><<<grid, 256, 0, stream>>>(p, sc, vec); break;
-    default: bwd_convert_dq_kernel<T, 256, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+    case 512: bwd_convert_dq_kernel<T, 256, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+    default: bwd_convert_dq_kernel<T, 256, true><<<grid, 256, 0, stream>>>(p, sc, vec); break;
   }
 }
 

@@ -95,13 +95,15 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
   constexpr bool tma = kTmaArch && D == 64 && kTma;
   // The bulk copies' swizzle needs 1024-byte aligned tiles: the host adds 1024 bytes then.
   const std::uint32_t pad = tma ? (1024u - (ptx::smem_addr(smem_raw) & 1023u)) & 1023u : 0u;
+  // K, V, stages x (Q, dO), P, dS, stages x (LSE2, Drow) x M; with kVInRegs P and dS take V's
+  // region once every warp holds its V fragments.
   T* sK = reinterpret_cast<T*>(reinterpret_cast<char*>(smem_raw) + pad);
   T* sV = sK + N * D;
-  T* sQ0 = sV + N * D;  // stages x (Q, dO), then P, dS
+  T* sQ0 = sV + Tile::kVRegion;
   const int n_stages = sc.stages;
-  T* sP = sQ0 + n_stages * 2 * M * D;
+  T* sP = Tile::kVInRegs ? sV : sQ0 + n_stages * 2 * M * D;
   T* sdS = sP + M * N;
-  float* sRows = reinterpret_cast<float*>(sdS + M * N);  // stages x (LSE2, Drow) x M
+  float* sRows = reinterpret_cast<float*>(sQ0 + n_stages * 2 * M * D + Tile::kPdsOwn);
 
   const int tid = threadIdx.x;
   std::uint32_t bid = blockIdx.x;
@@ -222,6 +224,14 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
   if (steps > 0) issue_q_side(0, i_lo, 0);
   ptx::cp_async_commit_group();
 
+  VRegs<D, kCompact> vregs;
+  if constexpr (Tile::kVInRegs) {
+    ptx::cp_async_wait_group<0>();
+    __syncthreads();
+    Loop::load_v_regs(ptx::smem_addr(sV), lanes, warp, vregs);
+    __syncthreads();  // V's region becomes P / dS
+  }
+
   // The step's head within the group and q tile, advanced without a division per step.
   int stage = 0, dh = 0, i = i_lo;
   std::uint32_t parity = 0;  // TMA path: bit s = the parity of stage s's next phase
@@ -281,7 +291,7 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
       next_dh = wrap ? dh + 1 : dh;
       more = step + 1 < (kReloadBounds ? sb.steps : steps);
     };
-    Loop::step(p, mbs, st, sr, lanes, head_dim, acc, tid, issue_next, before_dq);
+    Loop::step(p, mbs, st, sr, lanes, head_dim, acc, vregs, tid, issue_next, before_dq);
     i = next_i;
     dh = next_dh;
     if (n_stages == 1) {

@@ -58,10 +58,11 @@ std::size_t round_up(std::size_t x) { return (x + 255) / 256 * 256; }
 template <typename T>
 void run_main(const AttentionParams& p, const BwdScratch& sc, int dpad, cudaStream_t stream) {
   if (sc.compact) {
-    if (dpad == 64)
-      run_bwd_main<T, 64, true>(p, sc, stream);
-    else
-      run_bwd_main<T, 128, true>(p, sc, stream);  // choose_bwd_tile has no compact tile at D = 256
+    switch (dpad) {
+      case 64: run_bwd_main<T, 64, true>(p, sc, stream); break;
+      case 128: run_bwd_main<T, 128, true>(p, sc, stream); break;
+      default: run_bwd_main<T, 256, true>(p, sc, stream); break;
+    }
     return;
   }
   switch (dpad) {
@@ -75,11 +76,17 @@ void run_main(const AttentionParams& p, const BwdScratch& sc, int dpad, cudaStre
 
 namespace sm80_bwd {
 int bwd_block_m(int padded_dim, bool compact) {
-  if (compact) return padded_dim == 64 ? BwdTile<64, true>::kBlockM : BwdTile<128, true>::kBlockM;
+  if (compact)
+    return padded_dim == 64    ? BwdTile<64, true>::kBlockM
+           : padded_dim == 128 ? BwdTile<128, true>::kBlockM
+                               : BwdTile<256, true>::kBlockM;
   return padded_dim == 64 ? BwdTile<64>::kBlockM : padded_dim == 128 ? BwdTile<128>::kBlockM : BwdTile<256>::kBlockM;
 }
 int bwd_block_n(int padded_dim, bool compact) {
-  if (compact) return padded_dim == 64 ? BwdTile<64, true>::kBlockN : BwdTile<128, true>::kBlockN;
+  if (compact)
+    return padded_dim == 64    ? BwdTile<64, true>::kBlockN
+           : padded_dim == 128 ? BwdTile<128, true>::kBlockN
+                               : BwdTile<256, true>::kBlockN;
   return padded_dim == 64 ? BwdTile<64>::kBlockN : padded_dim == 128 ? BwdTile<128>::kBlockN : BwdTile<256>::kBlockN;
 }
 }  // namespace sm80_bwd

@@ -1,9 +1,10 @@
 // Building blocks of the sm80 backward: element types, swizzled shared-memory tiles,
 // global<->shared tile copies, and the four ldmatrix operand patterns the five products need.
 //
-// Shared tiles are row-major with rows of L (a multiple of 64) 16-bit elements; the 16-byte
-// chunk index is XORed with (row % 8), so the 8 rows an ldmatrix phase reads, and the
-// 8 rows of a fragment store, land in 8 different bank groups.
+// Shared tiles are row-major with rows of L (a multiple of 64, or 32) 16-bit elements; the
+// 16-byte chunk index is XORed with (row % 8), or with (row / 2) % 4 for 64-byte rows (two rows
+// per 128 bytes), so the 8 rows an ldmatrix phase reads, and the 8 rows of a fragment store,
+// land in 8 different bank groups.
 #pragma once
 
 #include <cuda_bf16.h>
@@ -51,10 +52,13 @@ struct Elem<__nv_bfloat16> {
 // --------------------------------------------------------------- swizzled shared tiles
 // Element offset of (row, col) in a swizzled tile of row length L; col % 8 == 0 for
 // ldmatrix / 16-byte accesses, any even col for 4-byte fragment stores.
+// L = 32 serves the P / dS tiles of 32-key blocks (BwdTile<256, true>); a row offset that is a
+// multiple of 8 keeps either pattern, so row steps stay immediates (row_bytes).
 template <int L>
 __device__ __forceinline__ int swz(int row, int col) {
-  static_assert(L % 64 == 0, "swizzle needs rows of whole 128-byte lines");
-  return row * L + ((((col >> 3) ^ row) & 7) | ((col >> 3) & ~7)) * 8 + (col & 7);
+  static_assert(L % 64 == 0 || L == 32, "swizzle needs rows of whole 128-byte lines, or 64-byte rows");
+  if constexpr (L == 32) return row * L + (((col >> 3) ^ (row >> 1)) & 3) * 8 + (col & 7);
+  else return row * L + ((((col >> 3) ^ row) & 7) | ((col >> 3) & ~7)) * 8 + (col & 7);
 }
 
 // Copies rows [0, R) x cols [0, L) of a global tile (row stride in elements) into a

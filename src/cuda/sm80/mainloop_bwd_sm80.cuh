@@ -8,7 +8,8 @@
 // sm_90). Keeping P in registers as the A operand of dV does not fit this layout: a warp's
 // dV rows are keys summed over all kBlockM rows, while its S fragment holds half the rows.
 // S / dP are produced kSPassM 16-row m-tiles at a time, as many as fit next to dK / dV
-// without spilling.
+// without spilling. With BwdTile::kVInRegs (D = 256 on 99 KiB GPUs) dP takes V's fragments from
+// registers (VRegs, loaded once per block) and P / dS occupy V's shared memory.
 // The plain kernel's dS leaves out dlogit/ds (the constant softmax scale there); the dK
 // epilogue and the dQ conversion multiply it in once. The step is latency-bound at 255
 // registers (dK / dV hold 128 of them): the products are kept branch-free so that ptxas
@@ -40,6 +41,15 @@ struct KvAccum {
   using Tile = BwdTile<D, kCompact>;
   float dk[Tile::kKvMTiles][Tile::kKvNTiles][4];
   float dv[Tile::kKvMTiles][Tile::kKvNTiles][4];
+};
+
+// The B fragments of dP = dO V^T for this warp's keys over the whole head dim, held for the
+// block when BwdTile::kVInRegs (else empty): k-slice k16, n-tile pair n2.
+template <int D, bool kCompact, bool = BwdTile<D, kCompact>::kVInRegs>
+struct VRegs {};
+template <int D, bool kCompact>
+struct VRegs<D, kCompact, true> {
+  std::uint32_t b[D / 16][BwdTile<D, kCompact>::kSNTiles / 2][4];
 };
 
 // Shared-memory addresses (bytes, .shared window) of one step's tiles.
@@ -105,7 +115,7 @@ struct Mainloop {
       for (int c = 0; c < 4; ++c) {
         a_d[c] = lane_offset<D, LaneMap::rows_by8>(lane, 16 * c);
         b_d[c] = lane_offset<D, LaneMap::rows_by16>(lane, 16 * c);
-        if constexpr (N != D) a_n[c] = lane_offset<N, LaneMap::rows_by8>(lane, 16 * c);
+        if constexpr (N != D) a_n[c] = 16 * c < N ? lane_offset<N, LaneMap::rows_by8>(lane, 16 * c) : 0u;
       }
     }
     __device__ __forceinline__ const std::uint32_t (&dS_as_a() const)[4] {
@@ -118,13 +128,26 @@ struct Mainloop {
     }
   };
 
+  // Loads this warp's V fragments (VRegs) from the V tile; with kVInRegs, once per block, before
+  // P / dS overwrite V. Past the head dim V is zero-filled, so those fragments are zeros.
+  __device__ static void load_v_regs(std::uint32_t v_tile, const Lanes& ln, int warp, VRegs<D, kCompact>& vr) {
+    if constexpr (Tile::kVInRegs) {
+      const int key0 = (warp / Tile::kSWarpsM) * Tile::kSCols;
+#pragma unroll
+      for (int k16 = 0; k16 < D / 16; ++k16)
+#pragma unroll
+        for (int n2 = 0; n2 < Tile::kSNTiles / 2; ++n2)
+          ptx::ldmatrix_x4(vr.b[k16][n2], v_tile + (k16 / 4) * 128 + row_bytes<D>(key0 + n2 * 16) + ln.b_d[k16 % 4]);
+    }
+  }
+
   // issue_next(): issues the next stage's loads (every thread calls it); called once, at
   // kIssueAt. before_dq(): the kernel's next-step bookkeeping, called once before the dQ product
   // (so its shared-memory reads do not queue behind the dQ reds).
   template <typename Issue, typename BeforeDq>
   __device__ static void step(const AttentionParams& p, const MaskBounds& mask, const StepTiles& tiles,
                               const StepRows& sr, const Lanes& ln, int head_dim, KvAccum<D, kCompact>& acc,
-                              int tid, Issue&& issue_next, BeforeDq&& before_dq) {
+                              const VRegs<D, kCompact>& vr, int tid, Issue&& issue_next, BeforeDq&& before_dq) {
     // Tile addresses pass through an opaque move each step: the operand addresses derived
     // from them are then formed next to their loads rather than hoisted out of the q-tile
     // loop, where dozens of them would compete with dK / dV for registers.
@@ -165,7 +188,10 @@ struct Mainloop {
     for (int mp = 0; mp < Tile::kSMTiles; mp += kSPassM) {
       float s[kSPassM][Tile::kSNTiles][4], dp[kSPassM][Tile::kSNTiles][4];  // set by the first k-slice
       gemm_rows_keys(st.q, st.k, ln, row0 + mp * 16, key0, head_dim, s);
-      gemm_rows_keys(st.dout, st.v, ln, row0 + mp * 16, key0, head_dim, dp);
+      if constexpr (Tile::kVInRegs)
+        gemm_rows_vregs(st.dout, vr, ln, row0 + mp * 16, head_dim, dp);
+      else
+        gemm_rows_keys(st.dout, st.v, ln, row0 + mp * 16, key0, head_dim, dp);
 
       // P and dS of the pass. kMasked: some element of the tile is masked. The plain kernel
       // compiles the body twice, so full tiles (all but the diagonal / edge ones) skip the
@@ -427,6 +453,34 @@ struct Mainloop {
     for (int k64 = k0; k64 < D / 64; ++k64) {
       if (k64 * 64 >= head_dim) break;  // zero-filled padding contributes nothing
       gemm_k64<MT, false>(a_tile, b_tile, ln, row0, key0, k64, acc);
+    }
+  }
+
+  // gemm_rows_keys with B from registers (kVInRegs: dP = dO V^T). Fully unrolled, since the
+  // fragments are indexed by k-slice; with dK / dV at 64 registers there is room for it. The
+  // 64-column groups past the head dim are skipped (zero-filled padding adds nothing).
+  template <int MT>
+  __device__ static void gemm_rows_vregs(std::uint32_t a_tile, const VRegs<D, kCompact>& vr, const Lanes& ln,
+                                         int row0, int head_dim, float (&acc)[MT][Tile::kSNTiles][4]) {
+#pragma unroll
+    for (int k64 = 0; k64 < D / 64; ++k64) {
+      if (k64 > 0 && k64 * 64 >= head_dim) break;
+      const std::uint32_t a_base = a_tile + k64 * 128 + row_bytes<D>(row0);
+#pragma unroll
+      for (int kq = 0; kq < 4; ++kq) {
+        std::uint32_t a[MT][4];
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) ptx::ldmatrix_x4(a[mt], a_base + row_bytes<D>(mt * 16) + ln.a_d[kq]);
+#pragma unroll
+        for (int n2 = 0; n2 < Tile::kSNTiles / 2; ++n2)
+#pragma unroll
+          for (int mt = 0; mt < MT; ++mt) {
+            if (k64 == 0 && kq == 0)
+              mma2<T, true>(acc[mt][2 * n2], acc[mt][2 * n2 + 1], a[mt], vr.b[k64 * 4 + kq][n2]);
+            else
+              mma2<T>(acc[mt][2 * n2], acc[mt][2 * n2 + 1], a[mt], vr.b[k64 * 4 + kq][n2]);
+          }
+      }
     }
   }
 

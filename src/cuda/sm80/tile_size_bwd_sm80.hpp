@@ -281,11 +281,15 @@
 //            best of 3: 1k / 4k / 8k 173 / 163, 206 / 196, 208 / 203; causal 139 / 135, 198 / 184,
 //            215 / 200): per q row the block covers twice the keys, so half the dQ red.add per
 //            flop and twice the K / V reuse per Q / dO load, for the same mma work per step.
-//   D = 256: none. P / dS rows are whole swizzle periods (kBlockN >= 64), so K and V alone take
-//            64 KiB; with 8 warps, S / dP needs kBlockM >= 32 (16-row warp slices, n-tile pairs: at
-//            most 4 warps across 64 keys), and 32 x 64 needs 106752 bytes. FA2 runs D = 256 there
-//            with 64 x 32 tiles, V in registers and no second stage: a different kernel. Such calls
-//            throw unsupported (head_dim, bytes needed and offered).
+//   D = 256: 64 x 32, one stage, V in registers (kVInRegs), 98816 bytes (+128 static: 98944): FA2's
+//            sm86 / sm89 tile (its Flash_bwd_kernel_traits<256, 64, 32, 8, 4, 1, 2, true, true>).
+//            K, V, Q and dO alone need 96 KiB and P / dS 8 more (104.5 KiB), so each warp loads its
+//            16 keys of V as the dP product's B fragments once per block (64 registers; dK / dV hold
+//            64 at this tile, half the standard tile's 128) and P / dS then live where V was. The
+//            S / dP warps are 4 x 2 (16 rows x 16 keys), dK / dV 2 x 4 (16 keys x 64 columns), dQ
+//            2 x 4 as in the standard tile; P / dS rows of 32 keys are 64 bytes (swz<32>). Where no
+//            tile fits (below 98944 bytes), calls throw unsupported (head_dim, bytes needed and
+//            offered).
 // Same kernels otherwise, no TMA form (Hopper never takes them); built for sm_80 and sm_90a, so that
 // FLASHATTN_MAX_SMEM_PER_BLOCK=101376 (device_smem.hpp) tests and times them on an H100 / H200.
 // seq_pad is rounded to whole 64-row blocks (the preprocess' unit) since a 32-row q tile no longer
@@ -296,7 +300,11 @@
 //   d64  1k 224 / 196   4k 277 / 235   8k 291 / 244   causal 162 / 146   247 / 212   272 / 230
 //   d128 1k 241 / 173   4k 299 / 204   8k 314 / 206   causal 175 / 138   262 / 197   288 / 215
 // Same call: tests/cuda/test_backward_compact_tiles.cpp and every backward GPU test pass under 101376
-// (but those of head dims padded to 256: unsupported), 166912 and no limit; memcheck / racecheck clean.
+// (then with no D = 256 tile), 166912 and no limit; memcheck / racecheck clean.
+// D = 256 (added later; H200, bf16, same shapes, bench/sm80_bwd_tune.cu, TFLOP/s standard / compact,
+// two interleaved rounds): 1k 197-198 / 123-128, 4k 245 / 147, 8k 254-257 / 148-150; causal 141-146 /
+// 106-109, 220-224 / 138-141, 249-252 / 147-149. Its tests (480 compact, 651 backward at 101376 and
+// with no limit) pass; memcheck / racecheck clean on the D = 256 / 160 subset.
 
 #pragma once
 
@@ -312,10 +320,11 @@ constexpr int kWarps = kThreads / 32;
 template <int kHeadDim, bool kCompact = false>
 struct BwdTile {
   static_assert(kHeadDim == 64 || kHeadDim == 128 || kHeadDim == 256, "instantiated head dims");
-  static_assert(!kCompact || kHeadDim <= 128, "no compact tile at D = 256 (see above)");
-  static constexpr int kBlockM = kCompact ? (kHeadDim == 64 ? 64 : 32) : kHeadDim == 64 ? 128 : 64;
-  static constexpr int kBlockN = kCompact || kHeadDim <= 128 ? 128 : 64;
+  static constexpr int kBlockM = kCompact ? (kHeadDim == 128 ? 32 : 64) : kHeadDim == 64 ? 128 : 64;
+  static constexpr int kBlockN = kCompact ? (kHeadDim == 256 ? 32 : 128) : kHeadDim <= 128 ? 128 : 64;
   static constexpr int D = kHeadDim;
+  // V's dP fragments held in registers for the whole block; P / dS take V's shared memory.
+  static constexpr bool kVInRegs = kCompact && kHeadDim == 256;
 
   // S / dP (M x N): kSWarpsM x kSWarpsN warps.
   static constexpr int kSWarpsM = kHeadDim <= 128 ? 2 : 4;
@@ -336,11 +345,18 @@ struct BwdTile {
 
   static_assert(kSMTiles >= 1 && kKvMTiles >= 1 && kQMTiles >= 1, "warps own whole m16 slices");
   static_assert(kSNTiles % 2 == 0 && kKvNTiles % 2 == 0 && kQNTiles % 2 == 0, "B operands load n-tile pairs");
-  static_assert(kBlockN % 64 == 0, "P / dS rows are whole swizzle periods (swz<kBlockN>)");
+  static_assert(kBlockN % 64 == 0 || kBlockN == 32, "P / dS rows are swizzle periods (swz<kBlockN>)");
+  static_assert(!kVInRegs || kSNTiles == 2, "V fragments: one n-tile pair per warp");
+
+  // Elements of the V region: V, or with kVInRegs whichever of V and P + dS is larger.
+  static constexpr std::size_t kVRegion = !kVInRegs || kBlockN * D >= 2 * kBlockM * kBlockN
+                                              ? std::size_t(kBlockN) * D
+                                              : 2 * std::size_t(kBlockM) * kBlockN;
+  // Elements of P + dS outside the V region.
+  static constexpr std::size_t kPdsOwn = kVInRegs ? 0 : 2 * std::size_t(kBlockM) * kBlockN;
 
   static constexpr std::size_t smem_bytes(int stages) {
-    return 2 * (2 * std::size_t(kBlockN) * D + std::size_t(stages) * 2 * kBlockM * D +
-                2 * std::size_t(kBlockM) * kBlockN) +
+    return 2 * (std::size_t(kBlockN) * D + kVRegion + std::size_t(stages) * 2 * kBlockM * D + kPdsOwn) +
            4 * std::size_t(stages) * 2 * kBlockM;  // LSE2 and Drow of each stage's rows (fp32)
   }
 };
@@ -355,15 +371,16 @@ struct BwdTileChoice {
   int stages;  // 0 with none
 };
 
-// Dynamic shared memory of a tile kind at padded head dim d (64, 128, 256); 0 for a compact tile
-// at D = 256, which does not exist.
+// Dynamic shared memory of a tile kind at padded head dim d (64, 128, 256).
 constexpr std::size_t bwd_tile_smem(int d, BwdTileKind kind, int stages) {
   if (kind == BwdTileKind::standard)
     return d == 64 ? BwdTile<64>::smem_bytes(stages)
            : d == 128 ? BwdTile<128>::smem_bytes(stages)
                       : BwdTile<256>::smem_bytes(stages);
   if (kind == BwdTileKind::compact)
-    return d == 64 ? BwdTile<64, true>::smem_bytes(stages) : d == 128 ? BwdTile<128, true>::smem_bytes(stages) : 0;
+    return d == 64    ? BwdTile<64, true>::smem_bytes(stages)
+           : d == 128 ? BwdTile<128, true>::smem_bytes(stages)
+                      : BwdTile<256, true>::smem_bytes(stages);
   return 0;
 }
 
