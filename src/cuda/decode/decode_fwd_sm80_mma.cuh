@@ -408,13 +408,21 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
   float* sO = reinterpret_cast<float*>(smem_raw + Tile::kSmemQ);
   float* sM = sO + Tile::kWarps * 16 * Tile::kOStride;
   float* sL = sM + Tile::kWarps * 16;
+  // Only the m-tile's real rows: a GQA group of 4 fills 4 of 16, and the padding rows' stores
+  // were three quarters of the epilogue's shared-memory traffic (the merge below reads r < rows).
+  const int wrows = rows - wm * 16;
 #pragma unroll
-  for (int nb = 0; nb < kD / 8; ++nb)
+  for (int sel = 0; sel < 2; ++sel) {
+    if (sel * 8 >= wrows) break;  // warp-uniform
+    const int r = lane / 4 + sel * 8;
+    if (r < wrows) {
 #pragma unroll
-    for (int sel = 0; sel < 2; ++sel) {
-      const int r = lane / 4 + sel * 8, col = nb * 8 + 2 * (lane % 4);
-      *reinterpret_cast<float2*>(&sO[(warp * 16 + r) * Tile::kOStride + col]) = make_float2(o[nb][2 * sel], o[nb][2 * sel + 1]);
+      for (int nb = 0; nb < kD / 8; ++nb) {
+        const int col = nb * 8 + 2 * (lane % 4);
+        *reinterpret_cast<float2*>(&sO[(warp * 16 + r) * Tile::kOStride + col]) = make_float2(o[nb][2 * sel], o[nb][2 * sel + 1]);
+      }
     }
+  }
   if (lane % 4 == 0) {
     sM[warp * 16 + lane / 4] = m[0], sM[warp * 16 + lane / 4 + 8] = m[1];
     sL[warp * 16 + lane / 4] = l[0], sL[warp * 16 + lane / 4 + 8] = l[1];
