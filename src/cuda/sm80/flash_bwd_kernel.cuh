@@ -284,25 +284,26 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
     // calls before_dq): read from shared memory after the dQ reds, the bounds waited for the reds
     // to drain, whose source registers the LDS reused (Nsight Compute, H200: 4-6% of the stall
     // samples on the loop's last compares at D = 64 and 256).
+    // One stage (A100 at D = 256, the 99 KiB tiles at D = 128 / 256): the dQ product reads only
+    // dS and K, so the next q tile's Q / dO / LSE2 / Drow are issued into the one stage right
+    // before it, once every warp is done with the dK / dV products, and load under the dQ mma and
+    // reds instead of after the step with the tensor cores idle.
     int next_i = i, next_dh = dh;
     auto before_dq = [&] {
       const bool wrap = i + 1 == (kReloadBounds ? sb.i_hi : i_hi);
       next_i = wrap ? (kReloadBounds ? sb.i_lo : i_lo) : i + 1;
       next_dh = wrap ? dh + 1 : dh;
       more = step + 1 < (kReloadBounds ? sb.steps : steps);
+      if (n_stages == 1 && more) {
+        __syncthreads();
+        issue_q_side(next_dh, next_i, 0);
+        ptx::cp_async_commit_group();
+      }
     };
     Loop::step(p, mbs, st, sr, lanes, head_dim, acc, vregs, tid, issue_next, before_dq);
     i = next_i;
     dh = next_dh;
-    if (n_stages == 1) {
-      if (more) {
-        __syncthreads();
-        issue_q_side(dh, i, 0);
-        ptx::cp_async_commit_group();
-      }
-    } else {
-      stage ^= 1;
-    }
+    if (n_stages == 2) stage ^= 1;
   }
   ptx::cp_async_wait_group<0>();
   __syncthreads();

@@ -305,6 +305,17 @@
 // two interleaved rounds): 1k 197-198 / 123-128, 4k 245 / 147, 8k 254-257 / 148-150; causal 141-146 /
 // 106-109, 220-224 / 138-141, 249-252 / 147-149. Its tests (480 compact, 651 backward at 101376 and
 // with no limit) pass; memcheck / racecheck clean on the D = 256 / 160 subset.
+// One-stage tiles (A100 D = 256, compact D = 128 / 256) then issued the next q tile before the dQ
+// product instead of after it (flash_bwd_kernel.cuh), so its loads run under the dQ mma and reds:
+// H200, bf16, same shapes, TFLOP/s before / after, two interleaved rounds, 1k / 4k / 8k:
+//   compact d128 (101376)   166 / 176-178   199-200 / 219-220   204-205 / 227-230
+//            causal          122-128 / 133-139   194-196 / 192-195   212-214 / 210-211
+//   compact d256 (101376)   123-124 / 135-137   144-145 / 161-162   148-149 / 169-170
+//            causal          106-108 / 109-115   140-141 / 156-157   149 / 164-168
+//   A100 d256 (166912)      174-176 / 184-187   220 / 237-238   227-228 / 248-249
+//            causal          137-142 / 140-144   204-206 / 209-214   229-231 / 244-245
+//   (two-stage tiles, unchanged code path: within +-2%, noise). Compact d128 causal 4k / 8k lose
+//   0-2%; every other cell gains 1-14%.
 
 #pragma once
 
