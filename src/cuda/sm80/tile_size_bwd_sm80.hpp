@@ -316,6 +316,10 @@
 //            causal          137-142 / 140-144   204-206 / 209-214   229-231 / 244-245
 //   (two-stage tiles, unchanged code path: within +-2%, noise). Compact d128 causal 4k / 8k lose
 //   0-2%; every other cell gains 1-14%.
+// Rejected: on sm_90 (split dK / dV products) issuing the next dO and rows after dV, behind one
+// more barrier, and Q before dQ: 2-10% slower than all before dQ on every one-stage tile (same
+// shapes, two interleaved rounds, one H200 call; e.g. compact d128 8k 230 -> 215, A100 d256 8k
+// 246-250 -> 237-239).
 
 #pragma once
 
