@@ -1,9 +1,10 @@
 // The sm80 backward kernel: a thin shell over the scheduler (block -> batch, kv head,
-// kv tile), the q-tile range of that kv tile, the mainloop step and the dK/dV epilogue.
+// kv tile: bwd_block_order.hpp), the q-tile range of that kv tile, the mainloop step and the
+// dK/dV epilogue.
 //
-// Block order: the kv tile varies fastest, so for one (batch, kv head) tile j-1 is always
-// dispatched before tile j; the deterministic dQ hand-off (tile j waits until the tiles
-// before it have added into a q tile) relies on that and cannot deadlock.
+// Block order: for one (batch, kv head) tile j-1 is always dispatched before tile j; the
+// deterministic dQ hand-off (tile j waits until the tiles before it have added into a q tile)
+// relies on that and cannot deadlock.
 #pragma once
 
 #include <cuda.h>  // CUtensorMap
@@ -11,6 +12,7 @@
 #include "cuda/ptx/cp_async_bulk.cuh"
 #include "cuda/ptx/cp_async_ca.cuh"
 #include "cuda/ptx/mbarrier.cuh"
+#include "cuda/sm80/bwd_block_order.hpp"
 #include "cuda/sm80/mainloop_bwd_sm80.cuh"
 
 namespace flashattn::detail::sm80_bwd {
@@ -106,11 +108,10 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
   float* sRows = reinterpret_cast<float*>(sQ0 + n_stages * 2 * M * D + Tile::kPdsOwn);
 
   const int tid = threadIdx.x;
-  std::uint32_t bid = blockIdx.x;
-  const int j = static_cast<int>(bid % static_cast<std::uint32_t>(sc.n_kv_tiles));
-  bid /= static_cast<std::uint32_t>(sc.n_kv_tiles);
-  const int hkv = static_cast<int>(bid % static_cast<std::uint32_t>(p.heads_kv));
-  const int b = static_cast<int>(bid / static_cast<std::uint32_t>(p.heads_kv));
+  const BwdBlockOrder order{sc.n_kv_tiles, p.batch * p.heads_kv, sc.pair_group};
+  int j, pair;
+  order.coords(blockIdx.x, j, pair);
+  const int hkv = pair % p.heads_kv, b = pair / p.heads_kv;
 
   const SeqGeometry geo = seq_geometry(p, b);
   const int c0 = j * N;
@@ -332,9 +333,10 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
   {
     // Block coordinates again (from an opaque block index and sb, so they were not kept
     // live through the q-tile loop).
-    std::uint32_t bx = ptx::mov_opaque_u32(blockIdx.x) / static_cast<std::uint32_t>(sc.n_kv_tiles);
-    const int hkv_e = static_cast<int>(bx % static_cast<std::uint32_t>(p.heads_kv));
-    const int b_e = static_cast<int>(bx / static_cast<std::uint32_t>(p.heads_kv));
+    int j_e, pair_e;
+    BwdBlockOrder{sc.n_kv_tiles, p.batch * p.heads_kv, sc.pair_group}.coords(ptx::mov_opaque_u32(blockIdx.x), j_e,
+                                                                             pair_e);
+    const int hkv_e = pair_e % p.heads_kv, b_e = pair_e / p.heads_kv;
     const SeqGeometry g_e = seq_geometry(p, b_e);
     const int c0_e = kReloadBounds ? sb.c0 : c0, cols_e = kReloadBounds ? sb.cols_valid : cols_valid;
     store_tile<N, D>(sK,

@@ -24,6 +24,7 @@ struct BwdScratch {
   bool vec_out = false;   // dk, dv: 16-byte aligned rows
   bool compact = false;   // BwdTile<D, true> (99 KiB GPUs): the q tile and DqLayout of the dQ conversion
   float dq_scale = 1.f;   // applied by the dQ conversion: the plain kernel's dS leaves out the scale
+  int pair_group = 0;     // block order (BwdBlockOrder::group, bwd_block_order.hpp)
 };
 
 // Element offset of (b, row0 + row, h) in a BSHD or packed tensor. Device-usable twin of
