@@ -53,24 +53,27 @@ TEST(BwdTileChoice, SizesAndBoundaries) {
   EXPECT_EQ(bwd_tile_smem(256, kStd, 1), 147968u);
   EXPECT_EQ(bwd_tile_smem(256, kCompact, 1), 98816u);  // K, V (then P / dS), Q, dO, LSE2 / Drow
   EXPECT_EQ(bwd_tile_smem(256, kCompact, 2), 164864u);
-  const std::size_t d64c2 = bwd_tile_smem(64, kCompact, 2) + kBwdStaticSmem;
-  expect_choice(64, d64c2, kCompact, 2);
-  expect_choice(64, d64c2 - 1, kCompact, 1);
-  const std::size_t d128c1 = bwd_tile_smem(128, kCompact, 1) + kBwdStaticSmem;
-  expect_choice(128, d128c1, kCompact, 1);
-  expect_choice(128, d128c1 - 1, kNone, 0);
-  const std::size_t d128s1 = bwd_tile_smem(128, kStd, 1) + kBwdStaticSmem;
-  expect_choice(128, d128s1, kStd, 1);
-  expect_choice(128, d128s1 - 1, kCompact, 2);  // between the two, the compact tile has room for two stages
-  const std::size_t d256c1 = bwd_tile_smem(256, kCompact, 1) + kBwdStaticSmem;
-  expect_choice(256, d256c1, kCompact, 1);
-  expect_choice(256, d256c1 - 1, kNone, 0);
-  const std::size_t d256s1 = bwd_tile_smem(256, kStd, 1) + kBwdStaticSmem;
-  expect_choice(256, d256s1, kStd, 1);
-  expect_choice(256, d256s1 - 1, kCompact, 1);
-  const std::size_t d128c2 = bwd_tile_smem(128, kCompact, 2) + kBwdStaticSmem;
-  expect_choice(128, d128c2, kCompact, 2);
-  expect_choice(128, d128c2 - 1, kCompact, 1);
+  // (d, kind, stages) chosen at exactly its bytes; one byte less gives (below, below_stages).
+  struct Boundary {
+    int d;
+    BwdTileKind kind;
+    int stages;
+    BwdTileKind below;
+    int below_stages;
+  };
+  const Boundary boundaries[] = {
+      {64, kCompact, 2, kCompact, 1},
+      {128, kCompact, 1, kNone, 0},
+      {128, kStd, 1, kCompact, 2},  // between the two, the compact tile has room for two stages
+      {128, kCompact, 2, kCompact, 1},
+      {256, kCompact, 1, kNone, 0},
+      {256, kStd, 1, kCompact, 1},
+  };
+  for (const Boundary& b : boundaries) {
+    const std::size_t bytes = bwd_tile_smem(b.d, b.kind, b.stages) + kBwdStaticSmem;
+    expect_choice(b.d, bytes, b.kind, b.stages);
+    expect_choice(b.d, bytes - 1, b.below, b.below_stages);
+  }
 }
 
 }  // namespace

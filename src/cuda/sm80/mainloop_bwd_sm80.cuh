@@ -458,7 +458,10 @@ struct Mainloop {
 
   // gemm_rows_keys with B from registers (kVInRegs: dP = dO V^T). Fully unrolled, since the
   // fragments are indexed by k-slice; with dK / dV at 64 registers there is room for it. The
-  // 64-column groups past the head dim are skipped (zero-filled padding adds nothing).
+  // 64-column groups past the head dim are skipped (zero-filled padding adds nothing). It repeats
+  // gemm_k64's loop rather than sharing it: gemm_k64 with its B loads passed in as a callable
+  // changed the machine code of every other backward kernel (D = 64 throughout), which is tuned
+  // and measured as it is.
   template <int MT>
   __device__ static void gemm_rows_vregs(std::uint32_t a_tile, const VRegs<D, kCompact>& vr, const Lanes& ln,
                                          int row0, int head_dim, float (&acc)[MT][Tile::kSNTiles][4]) {
