@@ -57,4 +57,12 @@ std::string matrix_param_name(const ::testing::TestParamInfo<MatrixParam>& info)
          std::to_string(seq.second) + "_" + variant_name(v);
 }
 
+CaseSpec make_varlen_spec(DType t, int d, Variant v, std::vector<int> q_lens, std::vector<int> k_lens) {
+  CaseSpec s = make_spec(t, d, 1, 1, v);
+  s.varlen_q = std::move(q_lens);
+  s.varlen_k = std::move(k_lens);
+  s.batch = static_cast<int>(s.varlen_q.size());
+  return s;
+}
+
 }  // namespace flashattn::testing

@@ -54,10 +54,7 @@ class VarlenMatrix : public ::testing::TestWithParam<std::tuple<DType, int, Vari
 
 TEST_P(VarlenMatrix, ForwardAndBackwardMatchOracle) {
   auto [t, d, v] = GetParam();
-  CaseSpec s = make_spec(t, d, 1, 1, v);
-  s.varlen_q = {0, 5, 17, 64, 0, 130, 1};
-  s.varlen_k = {3, 0, 20, 64, 1, 100, 70};
-  s.batch = static_cast<int>(s.varlen_q.size());
+  CaseSpec s = make_varlen_spec(t, d, v, {0, 5, 17, 64, 0, 130, 1}, {3, 0, 20, 64, 1, 100, 70});
   AttentionCase c(s);
   c.run_forward();
   c.expect_forward_matches_oracle();

@@ -126,10 +126,7 @@ class Sm80BackwardCompactVarlen : public ::testing::TestWithParam<std::tuple<DTy
 TEST_P(Sm80BackwardCompactVarlen, MatchesOracle) {
   FLASHATTN_REQUIRE_99K();
   auto [t, d, v] = GetParam();
-  CaseSpec s = make_spec(t, d, 1, 1, v);
-  s.varlen_q = {0, 5, 17, 64, 0, 130, 1, 300};
-  s.varlen_k = {3, 0, 20, 64, 1, 100, 70, 129};
-  s.batch = static_cast<int>(s.varlen_q.size());
+  CaseSpec s = make_varlen_spec(t, d, v, {0, 5, 17, 64, 0, 130, 1, 300}, {3, 0, 20, 64, 1, 100, 70, 129});
   check_case(s);
 }
 

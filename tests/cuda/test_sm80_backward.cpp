@@ -94,10 +94,7 @@ TEST_P(Sm80BackwardVarlen, MatchesOracle) {
   FLASHATTN_REQUIRE_GPU();
   auto [t, d, v] = GetParam();
   SKIP_IF_NO_BACKWARD_TILE(d);
-  CaseSpec s = make_spec(t, d, 1, 1, v);
-  s.varlen_q = {0, 5, 17, 64, 0, 130, 1, 300};
-  s.varlen_k = {3, 0, 20, 64, 1, 100, 70, 129};
-  s.batch = static_cast<int>(s.varlen_q.size());
+  CaseSpec s = make_varlen_spec(t, d, v, {0, 5, 17, 64, 0, 130, 1, 300}, {3, 0, 20, 64, 1, 100, 70, 129});
   check_case(s);
 }
 

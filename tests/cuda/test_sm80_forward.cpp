@@ -109,10 +109,7 @@ class Sm80VarlenForward : public ::testing::TestWithParam<std::tuple<DType, int,
 TEST_P(Sm80VarlenForward, MatchesOracle) {
   FLASHATTN_REQUIRE_GPU();
   auto [t, d, v] = GetParam();
-  CaseSpec s = make_spec(t, d, 1, 1, v);
-  s.varlen_q = {0, 5, 17, 64, 0, 130, 1, 257};
-  s.varlen_k = {3, 0, 20, 64, 1, 100, 70, 190};
-  s.batch = static_cast<int>(s.varlen_q.size());
+  CaseSpec s = make_varlen_spec(t, d, v, {0, 5, 17, 64, 0, 130, 1, 257}, {3, 0, 20, 64, 1, 100, 70, 190});
   check_against_oracle(s);
 }
 
