@@ -1,7 +1,9 @@
 // Timing and tile tuning of the sm80 forward (not built by CMake; see the build line below).
 // Times the public flashattn::forward on CUDA tensors and, with the argument `tune` (d 64 /
 // 128) or `tune-big` (d 192 / 256, seqlen 512 to 16k), a few alternative kernels launched
-// directly (`sm80_fwd_tune 128`: the public forward alone at that head dim, seqlen 512 to 16k),
+// directly; `bands` (d 192 / 256): the one-slice tile against warp bands (kBandWarps = 2) as
+// TMA, plain cp.async and general kernels (`sm80_fwd_tune 128`: the public forward alone at that
+// head dim, seqlen 512 to 16k),
 // on the training anchor shapes (bf16, 16k tokens, hidden 2048): median CUDA-event time over
 // rotated input sets, TFLOP/s = 4 B H S^2 D (halved when causal). Prints CSV:
 // impl,hdim,causal,seqlen,ms,tflops.
@@ -68,10 +70,18 @@ template <typename Traits, bool kPlain = false>
 void run_variant(const detail::AttentionParams& p) {
   sm80::run_flash_fwd_traits<Traits, kPlain>(p);
 }
+// The sm_90 TMA kernel of a tile (plain calls); exits where the call cannot take it.
+template <typename Traits>
+void run_tma_variant(const detail::AttentionParams& p) {
+  if (!sm80::run_flash_fwd_tma_traits<Traits>(p)) {
+    std::fprintf(stderr, "TMA kernel declined the call\n");
+    std::exit(1);
+  }
+}
 
 int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
-  const bool big = mode == "tune-big";
+  const bool big = mode == "tune-big" || mode == "bands";
   const bool tune = mode == "tune" || big;
   cudaDeviceProp prop;
   CHECK(cudaGetDeviceProperties(&prop, 0));
@@ -132,6 +142,34 @@ int main(int argc, char** argv) {
           if (D == 64) {
             report("t64_general_128x64x4_qregs", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<64, 128, 64, 4, E>>(params(i)); }, 20));
             report("t64_plain_128x64x4_qregs", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<64, 128, 64, 4, E>, true>(params(i)); }, 20));
+          } else if (mode == "bands") {
+            // One-slice warps against bands of two warps (FwdKernelTraits kBandWarps = 2).
+            auto both = [&](auto one, auto band, auto band8) {
+              using T1 = decltype(one);
+              using T2 = decltype(band);
+              using T8 = decltype(band8);
+              char buf[96];
+              std::snprintf(buf, sizeof buf, "t%d_tma_1slice_64x64x4", D);
+              report(buf, median_ms([&](int i) { run_tma_variant<T1>(params(i)); }, 20));
+              std::snprintf(buf, sizeof buf, "t%d_tma_band_64x64x4", D);
+              report(buf, median_ms([&](int i) { run_tma_variant<T2>(params(i)); }, 20));
+              std::snprintf(buf, sizeof buf, "t%d_tma_band_128x64x8", D);
+              report(buf, median_ms([&](int i) { run_tma_variant<T8>(params(i)); }, 20));
+              std::snprintf(buf, sizeof buf, "t%d_plain_1slice_64x64x4", D);
+              report(buf, median_ms([&](int i) { run_variant<T1, true>(params(i)); }, 20));
+              std::snprintf(buf, sizeof buf, "t%d_plain_band_64x64x4", D);
+              report(buf, median_ms([&](int i) { run_variant<T2, true>(params(i)); }, 20));
+              std::snprintf(buf, sizeof buf, "t%d_general_1slice_64x64x4", D);
+              report(buf, median_ms([&](int i) { run_variant<T1>(params(i)); }, 20));
+              std::snprintf(buf, sizeof buf, "t%d_general_band_64x64x4", D);
+              report(buf, median_ms([&](int i) { run_variant<T2>(params(i)); }, 20));
+            };
+            if (D == 256)
+              both(sm80::FwdKernelTraits<256, 64, 64, 4, E>{}, sm80::FwdKernelTraits<256, 64, 64, 4, E, 1, 0, 2>{},
+                   sm80::FwdKernelTraits<256, 128, 64, 8, E, 1, 0, 2>{});
+            else
+              both(sm80::FwdKernelTraits<192, 64, 64, 4, E>{}, sm80::FwdKernelTraits<192, 64, 64, 4, E, 1, 0, 2>{},
+                   sm80::FwdKernelTraits<192, 128, 64, 8, E, 1, 0, 2>{});
           } else if (D == 192) {
             report("t192_general_64x64x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<192, 64, 64, 4, E>>(params(i)); }, 20));
             report("t192_plain_64x64x4", median_ms([&](int i) { run_variant<sm80::FwdKernelTraits<192, 64, 64, 4, E>, true>(params(i)); }, 20));

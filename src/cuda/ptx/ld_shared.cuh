@@ -13,6 +13,13 @@ __device__ __forceinline__ float ld_shared_f32(std::uint32_t addr) {
   return v;
 }
 
+// ld.shared.u32 d, [addr]
+__device__ __forceinline__ std::uint32_t ld_shared_u32(std::uint32_t addr) {
+  std::uint32_t v;
+  asm volatile("ld.shared.u32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+
 // ld.shared::cluster.f32 d, [addr]: a float in a cluster peer's shared memory.
 __device__ __forceinline__ float ld_shared_cluster_f32(std::uint32_t addr) {
   float v = 0.f;

@@ -11,4 +11,9 @@ __device__ __forceinline__ void st_shared_b32(std::uint32_t addr, std::uint32_t 
   asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(v) : "memory");
 }
 
+// st.shared.f32 [addr], v
+__device__ __forceinline__ void st_shared_f32(std::uint32_t addr, float v) {
+  asm volatile("st.shared.f32 [%0], %1;\n" ::"r"(addr), "f"(v) : "memory");
+}
+
 }  // namespace flashattn::ptx

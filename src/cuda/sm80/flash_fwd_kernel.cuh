@@ -15,8 +15,10 @@
 #include "core/philox.hpp"
 #include "cuda/ptx/cp_async.cuh"
 #include "cuda/ptx/cp_async_bulk.cuh"
+#include "cuda/ptx/ld_shared.cuh"
 #include "cuda/ptx/mbarrier.cuh"
 #include "cuda/ptx/mov_opaque.cuh"
+#include "cuda/sm80/band_exchange_fwd.cuh"
 #include "cuda/sm80/epilogue_fwd.cuh"
 #include "cuda/sm80/gmem_to_smem_cp_async.cuh"
 #include "cuda/sm80/kernel_traits.cuh"
@@ -88,7 +90,10 @@ __device__ __forceinline__ void flash_fwd_body(const FwdKernelArgs& args, const 
   if (m0 >= g.seqlen_q) return;  // varlen: this sequence is shorter than the longest
   const int m_rows = imin(kBlockM, g.seqlen_q - m0);
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  const int warp_row0 = warp * Traits::kWarpRows;
+  constexpr bool kBands = Traits::kBandWarps > 1;
+  const int band = warp / Traits::kBandWarps, part = warp % Traits::kBandWarps;
+  const int warp_row0 = band * Traits::kWarpRows;
+  const int key0 = part * Traits::kWarpKeys;  // the warp's first key within each K tile
   const int head_k = t.head / (p.heads_q / p.heads_kv);
 
   const MaskBounds mask{g.seqlen_q, g.seqlen_k, p.window_left, p.window_right};
@@ -113,9 +118,12 @@ __device__ __forceinline__ void flash_fwd_body(const FwdKernelArgs& args, const 
   // both archs); the batch and head parked here for the epilogue (24 bytes at d128 on sm_90a).
   // The TMA kernel keeps its two mbarriers in that slot instead (K's phase: Q and K(n), V's:
   // V(n); both complete once per key tile), and the K / V coordinates behind them.
-  const Elem** kv_base = reinterpret_cast<const Elem**>(sV + Traits::kSmemKVElems);
+  // Bands: P and the row exchange slots sit between V and that slot.
+  Elem* sP = sV + Traits::kSmemKVElems;
+  const std::uint32_t band_rows = ptx::smem_addr(sP + Traits::kSmemPElems);
+  const Elem** kv_base = reinterpret_cast<const Elem**>(sP + Traits::kSmemPElems + Traits::kSmemRowFloats * 2);
   const std::uint32_t bar_k = ptx::smem_addr(kv_base), bar_v = bar_k + 8;
-  int* kv_coord = reinterpret_cast<int*>(kv_base + 2);  // TMA: head_k, batch, head
+  int* kv_coord = reinterpret_cast<int*>(kv_base + 2);  // TMA: head_k, batch, head, phase flip
   constexpr std::uint32_t kQBytes = Traits::kSmemQElems * 2, kKVBytes = Traits::kSmemKVElems * 2;
   // The K / V tile of key block n as one box per 64-column block, completing on `bar` (whose
   // phase's single arrival, with the phase's byte count, the caller made first).
@@ -129,19 +137,15 @@ __device__ __forceinline__ void flash_fwd_body(const FwdKernelArgs& args, const 
       kv_coord[0] = head_k;
       kv_coord[1] = t.batch;
       kv_coord[2] = t.head;
+      // Key block n completes the barriers' phase n_max - 1 - n, of parity n ^ flip: the flip
+      // waits in shared memory beside the coordinates, re-read at each wait, rather
+      // than in a register of the loop (d 64: 16 bytes of spills).
+      kv_coord[3] = (n_max - 1) & 1;
       ptx::mbarrier_init(bar_k, 1);
       ptx::mbarrier_init(bar_v, 1);
       ptx::fence_mbarrier_init();
-      // V(n_max - 1) goes out with Q and K: the single V buffer is free before the loop.
-      if (n_max > n_min) {
-        // Key block n completes the barriers' phase of parity n & 1 (no phase register in the
-        // loop): an odd first block first completes phase 0 with an empty arrival.
-        if ((n_max - 1) & 1) {
-          ptx::mbarrier_arrive_expect_tx(bar_k, 0);
-          ptx::mbarrier_arrive_expect_tx(bar_v, 0);
-        }
-      }
-      // Q with K(n_max - 1), on K's barrier (alone when no key block is visible).
+      // Q with K(n_max - 1), on K's barrier (alone when no key block is visible); V(n_max - 1)
+      // goes out with them: the single V buffer is free before the loop.
       ptx::mbarrier_arrive_expect_tx(bar_k, kQBytes + (n_max > n_min ? kKVBytes : 0u));
 #pragma unroll
       for (int cb = 0; cb < Traits::kHeadDim / 64; ++cb)
@@ -188,12 +192,18 @@ __device__ __forceinline__ void flash_fwd_body(const FwdKernelArgs& args, const 
   softmax.init();
 
   const std::uint32_t q_lane = a_lane_addr<typename Traits::SmemQ>(ptx::smem_addr(sQ), warp_row0, lane);
-  const std::uint32_t k_lane = b_nk_lane_addr<typename Traits::SmemKV>(ptx::smem_addr(sK), lane);
-  const std::uint32_t v_lane = b_kn_trans_lane_addr<typename Traits::SmemKV>(ptx::smem_addr(sV), lane);
+  using TKV = typename Traits::SmemKV;
+  std::uint32_t k_lane = b_nk_lane_addr<TKV>(ptx::smem_addr(sK), lane);
+  std::uint32_t v_lane = b_kn_trans_lane_addr<TKV>(ptx::smem_addr(sV), lane);
+  if (kBands && part == 1) {  // the second half of the keys and of each 64-column block
+    k_lane = TKV::template advance<Traits::kWarpKeys, 0>(k_lane);
+    v_lane = TKV::template advance<0, 4>(v_lane);
+  }
+  const FwdBandExchange<Traits> band_x(band_rows, ptx::smem_addr(sP), band, part, lane);
   const int row_base = m0 + warp_row0;
 
   // TMA: Q and K(n_max - 1) (Q alone, for the epilogue's staging, when no key block is visible).
-  if constexpr (tma) ptx::mbarrier_wait_parity(bar_k, n_max > n_min ? (n_max - 1) & 1 : 0);
+  if constexpr (tma) ptx::mbarrier_wait_parity(bar_k, 0);
 
   // Q in registers: wait for the Q tile (and the first K tile, same group) once up front.
   std::uint32_t q_frag[Traits::kQInRegs ? Traits::kMSlices : 1][Traits::kQInRegs ? Traits::kHeadDim / 16 : 1][4];
@@ -224,12 +234,12 @@ __device__ __forceinline__ void flash_fwd_body(const FwdKernelArgs& args, const 
     else
       gemm_qk<Traits>(s, q_lane, k_lane);
     if constexpr (!kPlain)
-      if (args.hooks) apply_logits_hooks(s, hooks, row_base, n0, lane);
+      if (args.hooks) apply_logits_hooks(s, hooks, row_base, n0 + key0, lane);
     if (classify_tile(mask, m0, m0 + m_rows, n0, n0 + kBlockN) != TileKind::full)
-      apply_mask(s, mask, row_base, n0, lane);
+      apply_mask(s, mask, row_base, n0 + key0, lane);
 
     if constexpr (tma) {
-      ptx::mbarrier_wait_parity(bar_v, n & 1);
+      ptx::mbarrier_wait_parity(bar_v, (n ^ ptx::ld_shared_u32(ptx::smem_addr(kv_coord + 3))) & 1);
       __syncthreads();  // every warp is done with K(n)
       if (n > n_min && tid == 0) {
         ptx::mbarrier_arrive_expect_tx(bar_k, kKVBytes);
@@ -247,10 +257,18 @@ __device__ __forceinline__ void flash_fwd_body(const FwdKernelArgs& args, const 
       }
     }
 
-    softmax.update(s, acc_o, args.exp_scale);
+    if constexpr (kBands)
+      softmax.update(s, acc_o, args.exp_scale, band_x);
+    else
+      softmax.update(s, acc_o, args.exp_scale, KeepRows{});
     if constexpr (!kPlain)
-      if (args.dropout) apply_dropout(s, args.rng, bh, row_base, n0, lane);
-    gemm_pv<Traits>(acc_o, s, v_lane);
+      if (args.dropout) apply_dropout(s, args.rng, bh, row_base, n0 + key0, lane);
+    if constexpr (kBands) {
+      band_x.template store_p<Elem>(s);
+      gemm_pv_smem<Traits>(acc_o, band_x.p_lane, v_lane);
+    } else {
+      gemm_pv<Traits>(acc_o, s, v_lane);
+    }
     if constexpr (tma) {
       // V(n - 1) right after this step's P V (the cp.async form issues it only once K(n - 1)
       // has landed): the barrier both frees V and saves the first-step test of the top.
@@ -263,7 +281,7 @@ __device__ __forceinline__ void flash_fwd_body(const FwdKernelArgs& args, const 
         // K(n - 1) for the next step, waited for here rather than at the top of the next step:
         // the same point of the program, but there ptxas spilled the K lane address across the
         // wait's loop (d 128: 4 bytes, stored and reloaded every step).
-        ptx::mbarrier_wait_parity(bar_k, (n - 1) & 1);
+        ptx::mbarrier_wait_parity(bar_k, ((n - 1) ^ ptx::ld_shared_u32(ptx::smem_addr(kv_coord + 3))) & 1);
       }
     }
   }
@@ -276,7 +294,10 @@ __device__ __forceinline__ void flash_fwd_body(const FwdKernelArgs& args, const 
     __syncthreads();
   }
   float o_factor[Traits::kMSlices][2], lse[Traits::kMSlices][2];
-  softmax.finalize(args.exp_scale, kPlain ? 1.f : args.o_extra, o_factor, lse);
+  if constexpr (kBands)
+    softmax.finalize(args.exp_scale, kPlain ? 1.f : args.o_extra, o_factor, lse, band_x.sums());
+  else
+    softmax.finalize(args.exp_scale, kPlain ? 1.f : args.o_extra, o_factor, lse, KeepRows{});
   // The d 128 plain kernel on sm_90 takes the epilogue's batch and head again from an opaque
   // block index: kept live through the loop, one of them spilled (8 bytes). Elsewhere the
   // recomputation is what spills (12-16 bytes: d 64 plain on sm_90, d 128 plain on sm_80).

@@ -89,13 +89,16 @@ void run_flash_fwd_plain(const AttentionParams& p) {
 
 // The sm_90 TMA kernel (FwdConfig::Tma, fwd_is_plain calls): false, launching nothing, where
 // fwd_tma_maps declines the call.
-template <int kHeadDim, typename Elem>
-bool run_flash_fwd_tma(const AttentionParams& p) {
-  using Traits = typename FwdConfig<kHeadDim, Elem>::Tma;
+template <typename Traits>
+bool run_flash_fwd_tma_traits(const AttentionParams& p) {
   FwdTma tm;
   if (!fwd_tma_maps<Traits>(p, tm)) return false;
   run_flash_fwd_traits<Traits, true, true>(p, tm);
   return true;
+}
+template <int kHeadDim, typename Elem>
+bool run_flash_fwd_tma(const AttentionParams& p) {
+  return run_flash_fwd_tma_traits<typename FwdConfig<kHeadDim, Elem>::Tma>(p);
 }
 
 }  // namespace flashattn::detail::sm80

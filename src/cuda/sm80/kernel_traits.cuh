@@ -68,8 +68,9 @@
 //     TMA's 128-byte swizzle = SwizzledTile's 64-column layout (tiles 1024-byte aligned: +1024
 //     bytes of shared memory, +16 for the parked coordinates), rows past the sequence end and
 //     columns past the head dim zero-filled by the maps (dims head_dim, seqlen, heads, batch).
-//     Two mbarriers (K's carries Q), each completing once per key block, on phase parity n & 1
-//     (an odd first block first completes phase 0 by an empty arrival: no phase register). V(n-1)
+//     Two mbarriers (K's carries Q), each completing once per key block, on phase parity n ^ flip
+//     (flip = (first block) & 1, parked in shared memory: no phase register; an empty arrival
+//     that made the parity n & 1 left a phase nobody waited on, which synccheck reports). V(n-1)
 //     goes out right after P V(n) (the cp.async form issues it once K(n-1) has landed), V(last)
 //     with Q and K(last) before the loop. What it removes: kHeadDim / 4 predicated cp.async per
 //     thread per K / V tile with their 64-bit address maths (d 256: 32 a step), and the K / V base
@@ -102,6 +103,25 @@
 //     and reloaded every step; 48 bytes with V(n-1) issued at the end and the wait at the top).
 //   - V(n) issued at the top of step n, after K(n) (the cp.async form's schedule): 4-28 bytes of
 //     spills at d 128, depending on the other choices.
+//
+// Round 10 (sm_90 TMA kernels, d 192 / 256): warps in bands of two (kBandWarps = 2, see
+// FwdKernelTraits). The one-slice tile above was bound by shared-memory reads: each of the 4
+// warps reads all of K and V per tile (d 256: 72 KiB a warp for 256 mma), 4x the tile. A band's
+// warps hold 32 rows, half the keys of S and half the columns of O (same registers), and read
+// 52 KiB a warp; the price is P through shared memory (8 KiB a tile, stmatrix) and two named
+// barriers a tile (row maxima, P). ptxas: 249 (d 256) / 238 (d 192) registers, no spills; shared
+// memory 105.5 KiB + 1040 (two CTAs an SM, as before). H100 80GB HBM3, bf16, 16k tokens, hidden
+// 2048, `sm80_fwd_tune bands` twice and torch 2.11 SDPA FLASH_ATTENTION (FA2) in one call,
+// TFLOP/s best of two, seqlen 512 / 1k / 2k / 4k / 8k / 16k, one-slice / band / FA2:
+//   d 256 non-causal 258/278/246 306/324/288 312/343/314 323/358/320 330/361/319 333/362/314
+//   d 256 causal     202/194/161 254/256/224 285/298/260 296/318/277 314/340/288 335/371/292
+//   d 192 non-causal 259/254/239 297/300/277 315/317/301 317/331/314 333/350/314 328/336/321
+//   d 192 causal     195/178/141 252/241/210 283/276/246 288/293/273 307/318/285 322/352/293
+// band / one-slice: d 256 1.06-1.11 non-causal, 0.96-1.11 causal (the short causal rows have
+// few key tiles a CTA for the exchanges to amortise); d 192 0.98-1.05 / 0.91-1.09. Band / FA2:
+// 1.05-1.27 in every cell. The cp.async kernels gain little from bands (plain d 256 1.00-1.03,
+// general d 192 0.99-1.02; the general d 256 band spills 52 bytes on sm_80) and keep one slice;
+// 128 x 64 x 8 bands (one CTA an SM) ran 2-12% below 64 x 64 x 4.
 #pragma once
 
 #include "core/attention_params.hpp"
@@ -109,8 +129,15 @@
 
 namespace flashattn::detail::sm80 {
 
+// kBandWarps_ = 2 (head dims 192 / 256): the warps work in pairs on 32-row bands instead of
+// alone on 16 rows. The pair's warps split S = Q K^T by keys (each its half of the K tile) and
+// O by columns (each the same half, 32 columns, of every 64-column block: fwd_o_column); they
+// exchange the row maxima and P through shared memory (FwdBandExchange). Every K / V fragment read from shared memory then feeds two
+// m16 slices instead of one, for the same registers (O: 2 slices x kHeadDim / 4), which cuts a
+// warp's shared-memory reads per tile by about a quarter (d 256: 72 -> 52 KiB): the bound of
+// the one-slice tile at these head dims.
 template <int kHeadDim_, int kBlockM_, int kBlockN_, int kNWarps_, typename Elem_, int kMinBlocksPerSm_ = 1,
-          int kQInRegs_ = -1>
+          int kQInRegs_ = -1, int kBandWarps_ = 1>
 struct FwdKernelTraits {
   using Elem = Elem_;
   static constexpr int kHeadDim = kHeadDim_;
@@ -119,21 +146,41 @@ struct FwdKernelTraits {
   static constexpr int kNWarps = kNWarps_;
   static constexpr int kThreads = kNWarps * 32;
   static constexpr int kMinBlocksPerSm = kMinBlocksPerSm_;  // __launch_bounds__: caps registers
+  static constexpr int kBandWarps = kBandWarps_;  // warps sharing a band of rows (1 or 2)
+  static_assert(kBandWarps == 1 || kBandWarps == 2);
   // Small head dims keep the warp's Q fragments in registers for the whole mainloop
   // (kMSlices * kHeadDim / 4 registers): a fifth of the ldmatrix traffic per K/V tile.
   static constexpr bool kQInRegs = kQInRegs_ >= 0 ? kQInRegs_ != 0 : kHeadDim <= 64;
-  static constexpr int kWarpRows = kBlockM / kNWarps;
+  static_assert(!(kQInRegs && kBandWarps > 1), "a band's warps read Q from shared memory");
+  static_assert(kBandWarps == 1 || kHeadDim % 64 == 0, "a band's warps split 64-column blocks");
+  static constexpr int kWarpRows = kBlockM * kBandWarps / kNWarps;
+  static constexpr int kWarpKeys = kBlockN / kBandWarps;  // keys of S per warp
+  static constexpr int kWarpCols = kHeadDim / kBandWarps; // columns of O per warp
   static constexpr int kMSlices = kWarpRows / 16;   // m16 slices per warp
-  static constexpr int kNTilesS = kBlockN / 8;      // n8 accumulator tiles of S per slice
-  static constexpr int kNTilesO = kHeadDim / 8;     // n8 accumulator tiles of O per slice
-  static_assert(kWarpRows % 16 == 0 && kHeadDim % 16 == 0 && kBlockN % 16 == 0);
+  static constexpr int kNTilesS = kWarpKeys / 8;    // n8 accumulator tiles of S per slice
+  static constexpr int kNTilesO = kWarpCols / 8;    // n8 accumulator tiles of O per slice
+  static_assert(kWarpRows % 16 == 0 && kWarpCols % 16 == 0 && kWarpKeys % 16 == 0);
 
   using SmemQ = SwizzledTile<kBlockM, kHeadDim>;
   using SmemKV = SwizzledTile<kBlockN, kHeadDim>;
+  using SmemP = SwizzledTile<kBlockM, kBlockN>;  // bands: P, for the other warp's columns
   static constexpr int kSmemQElems = SmemQ::kElems;
   static constexpr int kSmemKVElems = SmemKV::kElems;
-  static constexpr int kSmemBytes = (kSmemQElems + 2 * kSmemKVElems) * 2 + 2 * 8;  // + K / V base pointers
+  // Bands: P (kBlockM x kBlockN) and one float per (row, warp of the band) for the row maxima
+  // and, at the end, the row sums; behind V, before the 16 bytes of K / V base pointers.
+  static constexpr int kSmemPElems = kBandWarps > 1 ? SmemP::kElems : 0;
+  static constexpr int kSmemRowFloats = kBandWarps > 1 ? kBlockM * kBandWarps : 0;
+  static constexpr int kSmemBytes = (kSmemQElems + 2 * kSmemKVElems + kSmemPElems) * 2 + kSmemRowFloats * 4 + 2 * 8;
 };
+
+// Logical column of n8 tile `tile` of a warp's O accumulators (its first column): consecutive
+// tiles for a warp that holds whole rows, and for the warp `part` of a band its 32-column half
+// of each 64-column block, so that the lane bases of V and of the O staging keep the swizzle's
+// chunk pattern (the steps within a half flip chunk bits the base leaves clear).
+template <typename Traits>
+__host__ __device__ constexpr int fwd_o_column(int tile, int part) {
+  return Traits::kBandWarps == 1 ? tile * 8 : (tile / 4) * 64 + part * 32 + (tile % 4) * 8;
+}
 
 // The instantiated head dims; every other multiple of 8 runs on the next one up, its
 // extra columns zero-filled by cp.async (never by copying the user's tensors). `Traits` is
@@ -156,11 +203,11 @@ template <typename E> struct FwdConfig<128, E> {
 };
 template <typename E> struct FwdConfig<192, E> {
   using Traits = FwdKernelTraits<192, 64, 64, 4, E>;
-  using Tma = Traits;
+  using Tma = FwdKernelTraits<192, 64, 64, 4, E, 1, 0, 2>;
 };
 template <typename E> struct FwdConfig<256, E> {
   using Traits = FwdKernelTraits<256, 64, 64, 4, E>;
-  using Tma = Traits;
+  using Tma = FwdKernelTraits<256, 64, 64, 4, E, 1, 0, 2>;
 };
 
 // Calls the plain kernel serves: no logits hook (softcap, ALiBi, non-positive scale) and no

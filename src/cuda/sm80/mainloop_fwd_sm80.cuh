@@ -1,7 +1,7 @@
 // The two warp-level matrix products of the forward mainloop on mma.sync m16n8k16:
 // S = Q K^T (Q and K from swizzled shared memory via ldmatrix) and O += P V (P straight from
-// the S accumulators, V via ldmatrix.trans). Each K / V fragment read from shared memory
-// feeds all kMSlices m16 slices of the warp.
+// the S accumulators, or for a band's warps from shared memory; V via ldmatrix.trans). Each
+// K / V fragment read from shared memory feeds all kMSlices m16 slices of the warp.
 #pragma once
 
 #include <cstdint>
@@ -98,6 +98,31 @@ __device__ __forceinline__ void gemm_pv(float (&o)[Traits::kMSlices][Traits::kNT
     static_for<0, Traits::kHeadDim / 16>([&](auto dj) {
       std::uint32_t b[4];
       ptx::ldmatrix_x4_trans(b, TV::template advance<16 * kk, 2 * dj>(v_lane));
+#pragma unroll
+      for (int mi = 0; mi < Traits::kMSlices; ++mi) {
+        mma_16x8x16<Elem>(o[mi][2 * dj], a[mi], b[0], b[1]);
+        mma_16x8x16<Elem>(o[mi][2 * dj + 1], a[mi], b[2], b[3]);
+      }
+    });
+  });
+}
+
+// o += P V for a warp of a band (kBandWarps = 2): P of the band's rows and every key of the tile
+// from shared memory (p_lane = a_lane_addr of the band's first row in SmemP), V's columns of
+// this warp (fwd_o_column: 32 of each 64-column block; v_lane = b_kn_trans_lane_addr advanced
+// to the warp's first).
+template <typename Traits>
+__device__ __forceinline__ void gemm_pv_smem(float (&o)[Traits::kMSlices][Traits::kNTilesO][4], std::uint32_t p_lane,
+                                             std::uint32_t v_lane) {
+  using Elem = typename Traits::Elem;
+  using TP = typename Traits::SmemP;
+  using TV = typename Traits::SmemKV;
+  static_for<0, Traits::kBlockN / 16>([&](auto kk) {
+    std::uint32_t a[Traits::kMSlices][4];
+    static_for<0, Traits::kMSlices>([&](auto mi) { ptx::ldmatrix_x4(a[mi], TP::template advance<16 * mi, 2 * kk>(p_lane)); });
+    static_for<0, Traits::kWarpCols / 16>([&](auto dj) {
+      std::uint32_t b[4];
+      ptx::ldmatrix_x4_trans(b, TV::template advance<16 * kk, 8 * (dj / 2) + 2 * (dj % 2)>(v_lane));
 #pragma unroll
       for (int mi = 0; mi < Traits::kMSlices; ++mi) {
         mma_16x8x16<Elem>(o[mi][2 * dj], a[mi], b[0], b[1]);
