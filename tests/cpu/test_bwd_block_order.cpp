@@ -69,15 +69,17 @@ TEST(BwdBlockOrder, GroupedOrderStartsTheFirstKvTilesOfAGroupTogether) {
 
 TEST(BwdBlockOrder, GroupSizeFollowsTheQSide) {
   constexpr std::size_t kL2 = 50u << 20;  // an H100 / H200: 132 SMs, one backward block each
-  EXPECT_EQ(bwd_pair_group(false, 256, 8, 132, 1 << 19, kL2), 0);            // no mask: kv tile fastest
-  EXPECT_EQ(bwd_pair_group(true, 1, 8, 132, 1 << 19, kL2), 0);               // one pair: nothing to order
-  EXPECT_EQ(bwd_pair_group(true, 256, 8, 132, 1 << 19, kL2), 50);            // 1k rows, d128: 512 KiB a pair
+  EXPECT_EQ(bwd_pair_group(false, 128, 16, 132, 1 << 19, kL2), 0);           // no mask: kv tile fastest
+  EXPECT_EQ(bwd_pair_group(true, 1, 16, 132, 1 << 19, kL2), 0);              // one pair: nothing to order
+  EXPECT_EQ(bwd_pair_group(true, 256, 8, 132, 1 << 19, kL2), 0);             // 1k rows, d128: 8 kv tiles, too few
+  EXPECT_EQ(bwd_pair_group(true, 256, 15, 132, 1 << 19, kL2), 0);            // one under the least
+  EXPECT_EQ(bwd_pair_group(true, 128, 16, 132, 1 << 20, kL2), 25);           // 1k rows, d256: 1 MiB a pair
   EXPECT_EQ(bwd_pair_group(true, 64, 32, 132, std::int64_t(2) << 20, kL2), 12);  // 4k rows: 2 MiB a pair
   EXPECT_EQ(bwd_pair_group(true, 32, 65, 132, std::int64_t(4) << 20, kL2), 6);   // 8k rows, 65 kv tiles
   EXPECT_EQ(bwd_pair_group(true, 32, 66, 132, std::int64_t(4) << 20, kL2), 0);   // a pair fills half the GPU
   EXPECT_EQ(bwd_pair_group(true, 16, 128, 132, std::int64_t(8) << 20, kL2), 0);  // 16k rows: a pair fills it
-  EXPECT_EQ(bwd_pair_group(true, 4, 8, 132, std::int64_t(1) << 30, kL2), 1);     // more than L2: one pair
-  EXPECT_EQ(bwd_pair_group(true, 8, 8, 132, 1024, kL2), 8);                      // all pairs fit: one group
+  EXPECT_EQ(bwd_pair_group(true, 4, 16, 132, std::int64_t(1) << 30, kL2), 1);    // more than L2: one pair
+  EXPECT_EQ(bwd_pair_group(true, 8, 16, 132, 1024, kL2), 8);                     // all pairs fit: one group
 }
 
 }  // namespace

@@ -52,12 +52,16 @@ struct BwdBlockOrder {
 // as many kv tiles as the GPU runs blocks at once (`slots`): then the default order's last wave
 // holds several pairs, each starting with its longest block. With more kv tiles a pair's own
 // blocks, longest first, fill that wave, and the grouped order only gave up L2 sharing (H200,
-// causal 16k: -2..0%). Else the pairs whose q side (Q, dO, LSE2, Drow of every q head they serve)
-// fills half of `l2_bytes`, at least one. (Not measured: smaller groups of about two waves of
-// blocks, which would keep more of L2 shared; the hardware budget ran out first.)
+// causal 16k: -2..0%). Nor with fewer than kMinGroupedKvTiles: the blocks of a short pair differ
+// little, and at 8 kv tiles (d 128, 1k rows) the grouped order measured -3..+5% (H200) and, per
+// round, 155.9 / 155.5 / 146.3 against 150.4 / 158.5 / 160.0 TFLOP/s (H100, grouped / not),
+// where 16 (d 256, 1k) and more gained. Else the pairs whose q side (Q, dO, LSE2, Drow of every q
+// head they serve) fills half of `l2_bytes`, at least one. (Not measured: smaller groups of about
+// two waves of blocks, which would keep more of L2 shared.)
+constexpr int kMinGroupedKvTiles = 16;
 inline int bwd_pair_group(bool masked, int pairs, int n_kv_tiles, int slots, std::int64_t q_side_bytes_per_pair,
                           std::size_t l2_bytes) {
-  if (!masked || pairs <= 1 || 2 * n_kv_tiles >= slots) return 0;
+  if (!masked || pairs <= 1 || n_kv_tiles < kMinGroupedKvTiles || 2 * n_kv_tiles >= slots) return 0;
   const std::int64_t budget = static_cast<std::int64_t>(l2_bytes / 2);
   const std::int64_t g = q_side_bytes_per_pair > 0 ? budget / q_side_bytes_per_pair : pairs;
   return static_cast<int>(std::clamp<std::int64_t>(g, 1, pairs));
