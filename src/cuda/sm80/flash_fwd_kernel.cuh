@@ -1,9 +1,10 @@
 // The sm80 forward kernel (FlashAttention-2): one CTA per (batch, head, q-tile); the Q tile
 // stays in shared memory, K/V tiles stream through it last-first with cp.async (on sm_90, for
 // plain calls on padded batches, with TMA bulk tensor copies: FwdTma), and each
-// warp runs S = Q K^T, the hooks, the online softmax and O += P V on its own rows. The
-// kernel is a thin shell over the scheduler, the loads, the mainloop products, the softmax
-// and the epilogue.
+// warp runs S = Q K^T, the hooks, the online softmax and O += P V on its own rows (or, with
+// kBandWarps = 2, on its half of a band's keys and columns: FwdBandExchange). The kernel is a
+// thin shell over the scheduler, the loads, the mainloop products, the softmax and the
+// epilogue.
 #pragma once
 
 #include <cuda.h>  // CUtensorMap
