@@ -1,7 +1,7 @@
 // The sm80 backward engine against the fp64 oracle: dq / dk / dv over dtype x head dim x
 // seqlens x options (causal / window / softcap / ALiBi / dropout / GQA / MQA), varlen with
 // empty sequences, strided and misaligned layouts, big grids, a 256k-token sequence, and the
-// deterministic mode (bitwise equal across runs). The forward's out / lse come from the CPU
+// deterministic mode (bitwise equal across runs, and with the dQ conversion overlapped or not). The forward's out / lse come from the CPU
 // engine, so these tests judge the backward kernels alone. Gradients are NaN-poisoned on
 // the device before every call.
 #include <gtest/gtest.h>
@@ -17,6 +17,7 @@
 #include "cuda/sm80/tile_size_bwd_sm80.hpp"
 #include "cuda/backward_device_case.hpp"
 #include "cuda/device_buffer.hpp"
+#include "cuda/scoped_env.hpp"
 
 namespace flashattn::testing {
 namespace {
@@ -167,6 +168,39 @@ TEST(Sm80BackwardDeterministic, BitwiseEqualAcrossRuns) {
     DeviceCase d(c);
     expect_deterministic_repeats(c, d);
     if (v == Variant::combo) c.expect_backward_matches_oracle();
+  }
+}
+
+// The dQ conversion overlapped with the main kernel's last wave (sm_90: programmatic dependent
+// launch, a per-pair count of finished main blocks) gives the bits of the conversion in stream order.
+// The deterministic mode fixes every sum, so a tile converted before all of its adds landed would
+// differ. Several waves of main blocks with a partial last one (the conversion's blocks start
+// beside it): 4 x 8 kv heads x 16 kv tiles with GQA (a q head waits for its kv head's pair), and a
+// causal varlen batch whose short sequences' surplus kv-tile blocks leave at once.
+TEST(Sm80BackwardOverlap, ConvertOverlappedEqualsStreamOrder) {
+  FLASHATTN_REQUIRE_GPU();
+  CaseSpec gqa = make_spec(DType::bf16, 128, 2048, 2048, Variant::gqa);
+  gqa.batch = 4;
+  gqa.heads_q = 16;
+  gqa.heads_kv = 8;
+  CaseSpec varlen = make_varlen_spec(DType::f16, 64, Variant::causal, {700, 5, 1500, 64, 0, 1300}, {900, 3, 1400, 64, 1, 2000});
+  varlen.heads_q = varlen.heads_kv = 8;
+  for (const CaseSpec& s : {gqa, varlen}) {
+    SCOPED_TRACE(s.name());
+    AttentionCase c(s);
+    c.run_forward();
+    DeviceCase d(c);
+    {
+      ScopedEnv in_order("FLASHATTN_BWD_OVERLAP", "0");
+      d.run_backward(true);
+    }
+    const HostTensor dq0 = c.dq, dk0 = c.dk, dv0 = c.dv;
+    for (int rep = 0; rep < 2; ++rep) {
+      d.run_backward(true);
+      EXPECT_EQ(std::memcmp(dq0.data(), c.dq.data(), dq0.bytes()), 0) << "dq differs, overlapped run " << rep + 1;
+      EXPECT_EQ(std::memcmp(dk0.data(), c.dk.data(), dk0.bytes()), 0) << "dk differs, overlapped run " << rep + 1;
+      EXPECT_EQ(std::memcmp(dv0.data(), c.dv.data(), dv0.bytes()), 0) << "dv differs, overlapped run " << rep + 1;
+    }
   }
 }
 

@@ -14,6 +14,15 @@ __device__ __forceinline__ int ld_acquire_gpu_s32(const int* addr) {
   return v;
 }
 
+// ld.acquire.gpu.global.b32, unsigned: the same for arrival counters.
+__device__ __forceinline__ unsigned ld_acquire_gpu_u32(const unsigned* addr) {
+  unsigned v = 0;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  asm volatile("ld.acquire.gpu.global.b32 %0, [%1];\n" : "=r"(v) : "l"(addr) : "memory");
+#endif
+  return v;
+}
+
 // st.release.gpu.global.b32: earlier memory accesses (made visible to this thread, e.g.
 // by a fence and a block barrier) happen before the store.
 __device__ __forceinline__ void st_release_gpu_s32(int* addr, int v) {

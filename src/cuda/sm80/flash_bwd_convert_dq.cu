@@ -8,6 +8,7 @@
 #include <algorithm>
 
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/ptx/acquire_release.cuh"
 #include "cuda/sm80/flash_bwd_sm80.hpp"
 #include "cuda/sm80/fragments_bwd_sm80.cuh"
 #include "cuda/sm80/tile_size_bwd_sm80.hpp"
@@ -33,12 +34,22 @@ __global__ void __launch_bounds__(256)
   for (int b = blockIdx.z; b < p.batch; b += gridDim.z) {
     const SeqGeometry g = seq_geometry(p, b);
     if (r0 >= g.seqlen_q) continue;  // block-uniform
+    if (sc.pair_done != nullptr) {
+      // Launched while the main kernel runs (programmatic dependent launch): wait until every
+      // block of this (batch, kv head) has added its dQ; the acquire and the barrier order this
+      // block's reads after those adds.
+      if (tid == 0) {
+        const unsigned* done = sc.pair_done + b * p.heads_kv + h / (p.heads_q / p.heads_kv);
+        while (ptx::ld_acquire_gpu_u32(done) < static_cast<unsigned>(sc.n_kv_tiles)) __nanosleep(500);
+      }
+      __syncthreads();
+    }
     const float4* src = reinterpret_cast<const float4*>(
         sc.dq_accum + (std::int64_t(h) * sc.rows_alloc + scratch_row(sc.seq_pad, b, r0)) * D);
 #pragma unroll
     for (int k = 0; k < kTile / 4 / 256; ++k) {
       const int q4 = k * 256 + tid;
-      const float4 v = src[q4];
+      const float4 v = __ldcg(src + q4);  // L2: the adds landed there, after this SM's L1 last saw the tile
       const float e[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
@@ -68,18 +79,32 @@ __global__ void __launch_bounds__(256)
   }
 }
 
+// With sc.pair_done set, a programmatic dependent launch: the blocks may start once every block of
+// the main kernel has (flash_bwd_kernel.cuh), and wait per pair.
 template <typename T>
 void launch_convert(const AttentionParams& p, const BwdScratch& sc, bool vec, cudaStream_t stream) {
   const unsigned tiles = static_cast<unsigned>(sc.seq_pad / bwd_block_m(sc.dq_ld, sc.compact));
-  const dim3 grid(tiles, static_cast<unsigned>(p.heads_q), static_cast<unsigned>(std::min(p.batch, 65535)));
-  switch (sc.dq_ld * 2 + (sc.compact ? 1 : 0)) {
-    case 128: bwd_convert_dq_kernel<T, 64, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
-    case 129: bwd_convert_dq_kernel<T, 64, true><<<grid, 256, 0, stream>>>(p, sc, vec); break;
-    case 256: bwd_convert_dq_kernel<T, 128, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
-    case 257: bwd_convert_dq_kernel<T, 128, true><<<grid, 256, 0, stream>>>(p, sc, vec); break;
-    case 512: bwd_convert_dq_kernel<T, 256, false><<<grid, 256, 0, stream>>>(p, sc, vec); break;
-    default: bwd_convert_dq_kernel<T, 256, true><<<grid, 256, 0, stream>>>(p, sc, vec); break;
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(tiles, static_cast<unsigned>(p.heads_q), static_cast<unsigned>(std::min(p.batch, 65535)));
+  config.blockDim = dim3(256);
+  config.stream = stream;
+  cudaLaunchAttribute overlap[1]{};
+  if (sc.pair_done != nullptr) {
+    overlap[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    overlap[0].val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = overlap;
+    config.numAttrs = 1;
   }
+  auto kernel = bwd_convert_dq_kernel<T, 256, true>;
+  switch (sc.dq_ld * 2 + (sc.compact ? 1 : 0)) {
+    case 128: kernel = bwd_convert_dq_kernel<T, 64, false>; break;
+    case 129: kernel = bwd_convert_dq_kernel<T, 64, true>; break;
+    case 256: kernel = bwd_convert_dq_kernel<T, 128, false>; break;
+    case 257: kernel = bwd_convert_dq_kernel<T, 128, true>; break;
+    case 512: kernel = bwd_convert_dq_kernel<T, 256, false>; break;
+    default: break;
+  }
+  FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, p, sc, vec));
 }
 
 bool aligned16(const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }

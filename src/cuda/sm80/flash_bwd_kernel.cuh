@@ -9,8 +9,10 @@
 
 #include <cuda.h>  // CUtensorMap
 
+#include "cuda/ptx/acquire_release.cuh"
 #include "cuda/ptx/cp_async_bulk.cuh"
 #include "cuda/ptx/cp_async_ca.cuh"
+#include "cuda/ptx/griddepcontrol.cuh"
 #include "cuda/ptx/mbarrier.cuh"
 #include "cuda/sm80/bwd_block_order.hpp"
 #include "cuda/sm80/mainloop_bwd_sm80.cuh"
@@ -113,9 +115,16 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
   order.coords(blockIdx.x, j, pair);
   const int hkv = pair % p.heads_kv, b = pair / p.heads_kv;
 
+  // Every block has started once the last one issues this: the dQ conversion's blocks may then
+  // take the SMs that the main kernel's last wave leaves idle (they wait per pair on pair_done).
+  ptx::griddepcontrol_launch_dependents();
+
   const SeqGeometry geo = seq_geometry(p, b);
   const int c0 = j * N;
-  if (c0 >= geo.seqlen_k) return;
+  if (c0 >= geo.seqlen_k) {  // a varlen sequence shorter than the grid's longest: no dQ to add
+    if (sc.pair_done != nullptr && tid == 0) atomicAdd(sc.pair_done + pair, 1u);
+    return;
+  }
   const int cols_valid = imin(N, geo.seqlen_k - c0);
   const int head_dim = p.head_dim;
   const int group = p.heads_q / p.heads_kv;
@@ -336,6 +345,9 @@ __device__ __forceinline__ void flash_bwd_body(const AttentionParams& p, const B
     int j_e, pair_e;
     BwdBlockOrder{sc.n_kv_tiles, p.batch * p.heads_kv, sc.pair_group}.coords(ptx::mov_opaque_u32(blockIdx.x), j_e,
                                                                              pair_e);
+    // This block's dQ reds are done (every warp passed two barriers since its last one): the
+    // release publishes them to the dQ conversion's blocks of this pair.
+    if (sc.pair_done != nullptr && tid == 0) ptx::atom_add_acq_rel_gpu_u32(sc.pair_done + pair_e, 1u);
     const int hkv_e = pair_e % p.heads_kv, b_e = pair_e / p.heads_kv;
     const SeqGeometry g_e = seq_geometry(p, b_e);
     const int c0_e = kReloadBounds ? sb.c0 : c0, cols_e = kReloadBounds ? sb.cols_valid : cols_valid;

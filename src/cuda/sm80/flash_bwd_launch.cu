@@ -9,10 +9,17 @@
 // never need it: one block owns each kv tile and loops over the group's q heads itself.
 // The cost is the wait; the alternative (a partial dQ buffer per kv tile, summed in order)
 // needs O(n_kv_tiles * Sq * D) scratch and was rejected for long sequences.
+// Overlapped dQ conversion (sm_90): step 3 is a programmatic dependent launch. Each main block
+// issues griddepcontrol.launch_dependents as it starts and counts itself done for its (batch, kv
+// head) pair once its dQ reds are out; the conversion's blocks may then start as soon as the last
+// main block has, fill the SMs the main kernel's last wave leaves idle, and wait per pair.
+// FLASHATTN_BWD_OVERLAP=0 launches it in plain stream order instead (for comparisons).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "cuda/common/cuda_check.cuh"
@@ -31,6 +38,11 @@ namespace {
 using namespace sm80_bwd;
 
 bool aligned16(const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }
+
+bool env_is_zero(const char* name) {
+  const char* v = std::getenv(name);
+  return v != nullptr && std::strcmp(v, "0") == 0;
+}
 
 bool rows_vectorizable(const void* ptr, std::int64_t batch_stride, std::int64_t row_stride, std::int64_t head_stride,
                        bool varlen) {
@@ -113,6 +125,7 @@ void sm80_backward(const AttentionParams& p) {
   }
 
   BwdScratch sc;
+  bool overlap_convert = false;
   const bool compact = tile.kind == BwdTileKind::compact;
   sc.compact = compact;
   const int block_m = bwd_block_m(dpad, compact);
@@ -131,9 +144,11 @@ void sm80_backward(const AttentionParams& p) {
     // to 128 and 256 only: at 64 the grouped order lost at 1k (H200, causal, three interleaved
     // rounds: -2..-7%) and gained 0-3% from 4k. One block per SM: every tile's shared memory is
     // over half of what an SM offers.
-    int l2 = 0, sms = 0;
+    int l2 = 0, sms = 0, major = 0;
     FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
     FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    overlap_convert = major >= 9 && !env_is_zero("FLASHATTN_BWD_OVERLAP");
     const bool masked = p.window_right >= 0 && dpad >= 128;
     const std::int64_t q_side = std::int64_t(p.heads_q / p.heads_kv) * p.seqlen_q *
                                 (2 * std::int64_t(p.head_dim) * 2 + 2 * std::int64_t(sizeof(float)));
@@ -152,13 +167,15 @@ void sm80_backward(const AttentionParams& p) {
   const std::size_t row_bytes = round_up(rows * sizeof(float));
   const std::size_t sem_bytes =
       p.deterministic ? round_up(std::size_t(p.batch) * p.heads_q * sc.n_q_tiles * sizeof(int)) : 0;
-  Scratch scratch(dq_bytes + 2 * row_bytes + sem_bytes, device, stream);
+  const std::size_t done_bytes = overlap_convert ? round_up(std::size_t(p.batch) * p.heads_kv * sizeof(unsigned)) : 0;
+  Scratch scratch(dq_bytes + 2 * row_bytes + sem_bytes + done_bytes, device, stream);
   sc.dq_accum = reinterpret_cast<float*>(scratch.data());
   sc.lse2 = reinterpret_cast<float*>(scratch.data() + dq_bytes);
   sc.drow = reinterpret_cast<float*>(scratch.data() + dq_bytes + row_bytes);
   if (p.deterministic) sc.semaphores = reinterpret_cast<int*>(scratch.data() + dq_bytes + 2 * row_bytes);
+  if (overlap_convert) sc.pair_done = reinterpret_cast<unsigned*>(scratch.data() + dq_bytes + 2 * row_bytes + sem_bytes);
 
-  // The preprocess zero-fills dq_accum.
+  // The preprocess zero-fills dq_accum (and pair_done).
   if (sem_bytes) FLASHATTN_CUDA_CHECK(cudaMemsetAsync(sc.semaphores, 0, sem_bytes, stream));
   run_bwd_preprocess(p, sc, stream);
   if (p.dtype == DType::f16)

@@ -14,6 +14,10 @@ struct BwdScratch {
   float* lse2 = nullptr;      // (heads_q, rows_alloc): LSE * log2(e); +inf for rows that see no key
   float* drow = nullptr;      // (heads_q, rows_alloc): rowsum(dO * O)
   int* semaphores = nullptr;  // (batch, heads_q, q_tiles): deterministic dQ order, else null
+  // (batch, heads_kv): main-kernel blocks of each pair done with their dQ reds, so the dQ conversion
+  // may start a pair while the main kernel's last blocks run (flash_bwd_launch.cu); null: it waits
+  // for the whole main kernel (stream order).
+  unsigned* pair_done = nullptr;
   std::int64_t rows_alloc = 0;  // batch * seq_pad
   int seq_pad = 0;              // max seqlen_q rounded up to a multiple of kBlockM and of 64
   int dq_ld = 0;          // padded head dim of dq_accum rows

@@ -42,6 +42,10 @@ __global__ void __launch_bounds__(kPreThreads)
     for (int k = 0; k < kPreRows * D / 4 / kPreThreads; ++k)
       dq[k * kPreThreads + tid] = make_float4(0.f, 0.f, 0.f, 0.f);
 
+    // The main kernel's per-pair arrival counters start at zero (one block per pair: q tile 0 of
+    // the first heads_kv q heads).
+    if (sc.pair_done != nullptr && blockIdx.x == 0 && h < p.heads_kv && tid == 0) sc.pair_done[b * p.heads_kv + h] = 0;
+
     const SeqGeometry g = seq_geometry(p, b);
     const int c = (tid % kTpr) * 8;
 #pragma unroll
