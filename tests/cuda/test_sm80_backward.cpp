@@ -195,12 +195,7 @@ TEST(Sm80BackwardOverlap, ConvertOverlappedEqualsStreamOrder) {
       d.run_backward(true);
     }
     const HostTensor dq0 = c.dq, dk0 = c.dk, dv0 = c.dv;
-    for (int rep = 0; rep < 2; ++rep) {
-      d.run_backward(true);
-      EXPECT_EQ(std::memcmp(dq0.data(), c.dq.data(), dq0.bytes()), 0) << "dq differs, overlapped run " << rep + 1;
-      EXPECT_EQ(std::memcmp(dk0.data(), c.dk.data(), dk0.bytes()), 0) << "dk differs, overlapped run " << rep + 1;
-      EXPECT_EQ(std::memcmp(dv0.data(), c.dv.data(), dv0.bytes()), 0) << "dv differs, overlapped run " << rep + 1;
-    }
+    expect_deterministic_runs_equal(c, d, dq0, dk0, dv0, 2, "an overlapped");
   }
 }
 
