@@ -541,6 +541,40 @@ def test_cuda_graph_capture_and_replay():
 
 
 @cuda_only
+def test_cuda_graph_capture_of_the_backward():
+    """On sm_90 the backward launches its dQ conversion as a programmatic dependent of the main
+    kernel; captured in a CUDA graph that is a programmatic edge. Replays must give the eager
+    gradients bit for bit (deterministic mode fixes every sum) and follow new inputs. Two waves
+    of main blocks (8 kv tiles x 32 (batch, head) pairs), so the conversion starts beside them."""
+    gen = torch.Generator().manual_seed(15)
+    q, k, v = (make((4, 1024, 8, 128), torch.bfloat16, "cuda", gen).requires_grad_() for _ in range(3))
+    g = make(q.shape, torch.bfloat16, "cuda", gen)
+
+    def step():
+        out = flashattn.flash_attn_func(q, k, v, causal=True, deterministic=True)
+        return torch.autograd.grad(out, (q, k, v), g)
+
+    side = torch.cuda.Stream()  # warm-up off the capturing stream, as torch.cuda.graph asks
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        step()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        grads = step()
+    for seed in (16, 17):
+        with torch.no_grad():
+            q.copy_(make(q.shape, torch.bfloat16, "cuda", torch.Generator().manual_seed(seed)))
+        for a in grads:
+            a.fill_(float("nan"))
+        graph.replay()
+        ref = step()
+        torch.cuda.synchronize()
+        for name, a, b in zip(("dq", "dk", "dv"), grads, ref):
+            assert torch.equal(a, b), name
+
+
+@cuda_only
 def test_cuda_torch_compile_inductor_fullgraph():
     torch._dynamo.reset()
     torch.manual_seed(0)
