@@ -12,6 +12,7 @@
 #include "cuda/common/cuda_check.cuh"
 #include "cuda/common/device_guard.cuh"
 #include "cuda/common/device_smem.hpp"
+#include "cuda/common/env_switch.hpp"
 #include "cuda/decode/decode_append_kernel.cuh"
 #include "cuda/decode/decode_fwd_sm80_mma.cuh"
 #include "cuda/decode/decode_heuristics.hpp"
@@ -158,13 +159,7 @@ DecodeShape shape_of(const DecodeParams& p) {
 // FLASHATTN_DECODE_CLUSTER_MERGE: unset = where it fits, 0 = never (so the memory merge is tested
 // and measured on Hopper too), 1 = required, an `unsupported` error where it cannot run (so tests
 // know which merge they checked).
-enum class ClusterMode { automatic, off, required };
-ClusterMode cluster_mode() {
-  const char* env = std::getenv("FLASHATTN_DECODE_CLUSTER_MERGE");
-  if (env == nullptr) return ClusterMode::automatic;
-  const std::string v = env;
-  return v == "0" ? ClusterMode::off : v == "1" ? ClusterMode::required : ClusterMode::automatic;
-}
+EnvSwitch cluster_mode() { return env_switch("FLASHATTN_DECODE_CLUSTER_MERGE"); }
 
 // Whether the grid of `splits` splits with tile `tile` can merge through clusters' shared memory
 // (decode_cluster_merge.cuh): sm_90 code, 2-16 splits, and every cluster of the grid resident at
@@ -188,27 +183,27 @@ bool clusters_fit(const DecodeShape& sh, TileChoice tile, int splits) {
 
 // The split count of a call whose tile is `choice` (decode_heuristics.hpp): the memory merge's
 // count, or a cluster-merged one for short contexts.
-int device_splits(const DecodeShape& sh, TileChoice choice, ClusterMode mode) {
+int device_splits(const DecodeShape& sh, TileChoice choice, EnvSwitch mode) {
   const auto [sms, per_sm] = device_slots(sh.device, kd_for(sh.head_dim), choice);
   const int tiles = (sh.max_seqlen_k + decode::kSplitGrainKeys - 1) / decode::kSplitGrainKeys;
   const int memory_splits = decode::choose_device_splits(sh.ctas(choice.max_rows), sms, per_sm, tiles);
-  if (mode == ClusterMode::off) return memory_splits;
+  if (mode == EnvSwitch::off) return memory_splits;
   return decode::prefer_cluster_splits(memory_splits, tiles, [&](int s) {
     return clusters_fit(sh, for_split_length(choice, sh.head_dim, (sh.max_seqlen_k + s - 1) / s), s);
   });
 }
 
-int resolve_splits(const DecodeParams& p, TileChoice choice, ClusterMode mode) {
+int resolve_splits(const DecodeParams& p, TileChoice choice, EnvSwitch mode) {
   if (p.num_splits > 0) return std::min(p.num_splits, decode::kMaxSplits);
   return device_splits(shape_of(p), choice, mode);
 }
 
 // Whether this call's splits merge through clusters (clusters_fit, cluster_mode); the current
 // device is p.device.
-bool use_cluster_merge(const DecodeParams& p, TileChoice tile, ClusterMode mode) {
-  if (p.num_splits < 2 || mode == ClusterMode::off) return false;
+bool use_cluster_merge(const DecodeParams& p, TileChoice tile, EnvSwitch mode) {
+  if (p.num_splits < 2 || mode == EnvSwitch::off) return false;
   const bool fits = clusters_fit(shape_of(p), tile, p.num_splits);
-  if (!fits && mode == ClusterMode::required)
+  if (!fits && mode == EnvSwitch::on)
     throw Error(Error::Kind::unsupported, "num_splits",
                 "FLASHATTN_DECODE_CLUSTER_MERGE=1, but " + std::to_string(p.num_splits) +
                     " splits cannot merge in clusters here (sm_90 code, at most " +
@@ -244,7 +239,7 @@ void cuda_decode(const DecodeParams& p0) {
   const bool attend = p.batch > 0 && p.seqlen_q > 0;
   // The split count, tile and merge are settled before anything runs (a required cluster merge
   // that cannot run is an error, the cache not yet appended to).
-  const ClusterMode mode = cluster_mode();
+  const EnvSwitch mode = cluster_mode();
   p.num_splits = attend ? resolve_splits(p, choice, mode) : 1;
   const TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + p.num_splits - 1) / p.num_splits);
   const bool cluster_merge = attend && use_cluster_merge(p, tile, mode);

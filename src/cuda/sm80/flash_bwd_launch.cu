@@ -18,13 +18,12 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "cuda/common/cuda_check.cuh"
 #include "cuda/common/device_guard.cuh"
 #include "cuda/common/device_smem.hpp"
+#include "cuda/common/env_switch.hpp"
 #include "cuda/sm80/bwd_block_order.hpp"
 #include "cuda/sm80/flash_bwd_sm80.hpp"
 #include "cuda/sm80/sm80_engine.hpp"
@@ -38,11 +37,6 @@ namespace {
 using namespace sm80_bwd;
 
 bool aligned16(const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }
-
-bool env_is_zero(const char* name) {
-  const char* v = std::getenv(name);
-  return v != nullptr && std::strcmp(v, "0") == 0;
-}
 
 bool rows_vectorizable(const void* ptr, std::int64_t batch_stride, std::int64_t row_stride, std::int64_t head_stride,
                        bool varlen) {
@@ -148,7 +142,7 @@ void sm80_backward(const AttentionParams& p) {
     FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&l2, cudaDevAttrL2CacheSize, device));
     FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    overlap_convert = major >= 9 && !env_is_zero("FLASHATTN_BWD_OVERLAP");
+    overlap_convert = major >= 9 && env_switch("FLASHATTN_BWD_OVERLAP") != EnvSwitch::off;
     const bool masked = p.window_right >= 0 && dpad >= 128;
     const std::int64_t q_side = std::int64_t(p.heads_q / p.heads_kv) * p.seqlen_q *
                                 (2 * std::int64_t(p.head_dim) * 2 + 2 * std::int64_t(sizeof(float)));
