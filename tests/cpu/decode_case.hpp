@@ -241,7 +241,8 @@ class DecodeCase {
     EXPECT_EQ(bad, 0);
   }
 
- private:
+  // The oracle and baseline from the inputs as they are now (the constructor's; a test that
+  // replaces inputs calls it again).
   void build_expected() {
     const int B = c.batch, Sq = c.seqlen_q, Hq = c.heads_q, Hkv = c.heads_kv, D = c.head_dim, n = c.seqlen_new;
     const bool per_token = c.causal || c.window_left >= 0 || c.window_right >= 0;

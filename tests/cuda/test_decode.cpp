@@ -29,6 +29,7 @@ class Mirror {
     return it->second->view();
   }
   void download(HostTensor& h) const { bufs_.at(&h)->download(h); }
+  void upload(const HostTensor& h) const { bufs_.at(&h)->upload(); }
 
  private:
   std::map<const HostTensor*, std::unique_ptr<DeviceBuffer>> bufs_;
@@ -415,6 +416,92 @@ TEST(CudaDecode, ClusterMergeRequiredPastItsLimitIsAClearError) {
   ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", std::nullopt);
   run_gpu(dc);
   dc.check("17 splits");
+}
+
+// On sm_90 unsplit decode calls launch programmatically (decode_l2_prefetch.cuh): their kernels
+// prefetch while the grid before them runs and wait for it before reading. Stream order
+// (FLASHATTN_DECODE_PDL=0) must give the same bits: the prefetch changes no value. (Case 1 is
+// split: stream order either way, beside programmatic calls.)
+TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
+  FLASHATTN_REQUIRE_GPU();
+  const std::uint64_t seed0 = fresh_seed();
+  for (int it = 0; it < 4; ++it) {
+    DecodeConfig c;
+    c.dtype = it % 2 ? DType::f16 : DType::bf16;
+    c.batch = 3, c.heads_q = 8, c.heads_kv = 2, c.head_dim = it == 3 ? 256 : 128, c.seqlen_q = it == 2 ? 4 : 1;
+    c.max_cache = it == 1 ? 700 : 5000;
+    c.seqlen_new = it >= 2 ? c.seqlen_q : 0;
+    c.rotary_dim = it == 2 ? 64 : 0;
+    c.layout = it % 2 ? Layout::paged : Layout::contiguous;
+    c.block_size = it == 1 ? 16 : 256;
+    c.causal = true;
+    c.num_splits = it == 1 ? 5 : 1;
+    SCOPED_TRACE("case " + std::to_string(it));
+    std::mt19937_64 rng(seed0 + it);
+    DecodeCase programmatic(c, rng);
+    DecodeCase ordered = programmatic;
+    {
+      ScopedEnv mode("FLASHATTN_DECODE_PDL", std::nullopt);
+      run_gpu(programmatic);
+    }
+    {
+      ScopedEnv mode("FLASHATTN_DECODE_PDL", "0");
+      run_gpu(ordered);
+    }
+    programmatic.check("programmatic");
+    ordered.check("stream order");
+    EXPECT_TRUE(same_bits(programmatic.out, ordered.out));
+    EXPECT_TRUE(same_bits(programmatic.lse, ordered.lse));
+  }
+}
+
+// A programmatic decode call starts while the call before it still runs (a programmatic decode
+// grid lets its dependents start at once). Call A's output, poisoned before A, is call B's query and its
+// appended key: B's append and attention kernels must each wait for A before reading it. A is
+// long (16 CTAs streaming 24k keys each) so that B's CTAs are resident, on the SMs A leaves
+// idle, for most of A's run; a missing wait reads the poison (NaN) or a half-written row.
+TEST(CudaDecode, ProgrammaticLaunchWaitsForTheGridBefore) {
+  FLASHATTN_REQUIRE_GPU();
+  const std::uint64_t seed = fresh_seed();
+  DecodeConfig ca;
+  ca.dtype = DType::bf16;
+  ca.batch = 2, ca.heads_q = 8, ca.heads_kv = 8, ca.head_dim = 128, ca.seqlen_q = 1;
+  ca.cache_seqlens = {24000, 23000};
+  ca.causal = true, ca.num_splits = 1;
+  DecodeConfig cb = ca;
+  cb.cache_seqlens = {3000, 1};
+  cb.seqlen_new = 1;
+  std::mt19937_64 rng(seed);
+  DecodeCase a(ca, rng);
+  DecodeCase b(cb, rng);
+  Mirror ma, mb;
+  run_gpu(a);  // A's output, once, for B's expected values
+  a.check("A");
+  b.q = a.out, b.k_new = a.out;
+  b.build_expected();
+  const HostTensor a_out = a.out;
+  // B's query and new key are A's output buffer on the device; everything else B's own, made
+  // (and uploaded) before the timed chain.
+  auto b_view = [&](const HostTensor& h) { return &h == &b.q || &h == &b.k_new ? ma(a.out) : mb(h); };
+  (void)ma(a.out);
+  for (const HostTensor* h : {&a.q, &a.k_cache, &a.v_cache, &a.cache_seqlens, &a.lse}) (void)ma(*h);
+  for (const HostTensor* h : {&b.out, &b.lse, &b.k_cache, &b.v_cache, &b.v_new, &b.cache_seqlens}) (void)mb(*h);
+  cudaStream_t st;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), cudaSuccess);
+  for (int round = 0; round < 3; ++round) {
+    b.k_cache = b.k_cache_before, b.v_cache = b.v_cache_before;
+    mb.upload(b.k_cache), mb.upload(b.v_cache);
+    ASSERT_EQ(cudaMemsetAsync(ma(a.out).data, 0xff, a.out.bytes(), st), cudaSuccess);  // NaN in bf16
+    ASSERT_EQ(cudaMemsetAsync(mb(b.out).data, 0xff, b.out.bytes(), st), cudaSuccess);
+    a.run(std::ref(ma), st);
+    b.run(b_view, st);
+    ASSERT_EQ(cudaStreamSynchronize(st), cudaSuccess);
+    ma.download(a.out);
+    EXPECT_TRUE(same_bits(a.out, a_out));
+    mb.download(b.out), mb.download(b.lse), mb.download(b.k_cache), mb.download(b.v_cache);
+    b.check("B after A, round " + std::to_string(round));
+  }
+  cudaStreamDestroy(st);
 }
 
 }  // namespace flashattn::testing

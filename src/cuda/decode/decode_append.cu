@@ -6,11 +6,33 @@
 namespace flashattn::detail::decode {
 
 template <typename T>
-void launch_append(const DecodeParams& p, cudaStream_t stream) {
-  append_kv_kernel<T><<<static_cast<unsigned>(p.batch * p.seqlen_new), 128, 0, stream>>>(p);
-  FLASHATTN_CUDA_CHECK(cudaGetLastError());
+void launch_append(const DecodeParams& p, bool programmatic, cudaStream_t stream) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(p.batch * p.seqlen_new));
+  config.blockDim = dim3(128);
+  config.stream = stream;
+  cudaLaunchAttribute attribute{};
+  if (programmatic) {
+    attribute.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute.val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = &attribute;
+    config.numAttrs = 1;
+  }
+  FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&config, append_kv_kernel<T>, p, programmatic));
 }
-template void launch_append<__half>(const DecodeParams&, cudaStream_t);
-template void launch_append<__nv_bfloat16>(const DecodeParams&, cudaStream_t);
+template void launch_append<__half>(const DecodeParams&, bool, cudaStream_t);
+template void launch_append<__nv_bfloat16>(const DecodeParams&, bool, cudaStream_t);
+
+template <typename T>
+bool append_sm90_code() {
+  cudaFuncAttributes a{};
+  if (cudaFuncGetAttributes(&a, append_kv_kernel<T>) != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  return a.ptxVersion >= 90;
+}
+template bool append_sm90_code<__half>();
+template bool append_sm90_code<__nv_bfloat16>();
 
 }  // namespace flashattn::detail::decode

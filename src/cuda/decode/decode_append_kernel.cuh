@@ -3,11 +3,21 @@
 #pragma once
 
 #include "cuda/decode/decode_rotary.cuh"
+#include "cuda/ptx/griddepcontrol.cuh"
 
 namespace flashattn::detail::decode {
 
 template <typename T>
-__global__ void __launch_bounds__(128) append_kv_kernel(const DecodeParams p) {
+__global__ void __launch_bounds__(128) append_kv_kernel(const DecodeParams p, bool programmatic) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  // The attention kernel after it may start now and prefetch while this grid and the one before
+  // it finish (decode_l2_prefetch.cuh); launched programmatically itself, this grid reads and
+  // writes nothing before the grid ahead of it is done.
+  ptx::griddepcontrol_launch_dependents();
+  if (programmatic) ptx::griddepcontrol_wait();
+#else
+  if (programmatic) __trap();  // the host launches programmatically only sm_90 code
+#endif
   const int b = blockIdx.x / p.seqlen_new, i = blockIdx.x % p.seqlen_new;
   const int base = p.cache_seqlens[b] < 0 ? 0 : p.cache_seqlens[b];
   const int pos = base + i;

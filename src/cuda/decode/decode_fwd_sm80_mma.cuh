@@ -26,12 +26,14 @@
 #include "cuda/decode/decode_cluster_merge.cuh"
 #include "cuda/decode/decode_combine_kernel.cuh"
 #include "cuda/decode/decode_instances.hpp"
+#include "cuda/decode/decode_l2_prefetch.cuh"
 #include "cuda/decode/decode_rotary.cuh"
 #include "cuda/decode/decode_types.cuh"
 #include "cuda/ptx/acquire_release.cuh"
 #include "cuda/ptx/cp_async.cuh"
 #include "cuda/ptx/createpolicy.cuh"
 #include "cuda/ptx/ex2.cuh"
+#include "cuda/ptx/griddepcontrol.cuh"
 #include "cuda/ptx/ldmatrix.cuh"
 #include "cuda/ptx/mma.cuh"
 #include "inference/decode_params.hpp"
@@ -61,6 +63,11 @@ struct DecodeTile {
   static constexpr int kWarps = kD <= 64 ? 8 : kD <= 128 ? (kKib99 ? 4 : 8) : (kKib99 ? 2 : 4);
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kTileN = 16 * kWarps;  // keys per pipeline stage
+  // Keys a CTA launched programmatically prefetches to L2 while it waits for the grid before it
+  // (decode_l2_prefetch.cuh): one tile. More took DRAM bandwidth from the grid still running
+  // (H200, graph us, 0 / 1 / 2 / 4 tiles, one run: batch 8 x 8k 66.3 / 65.3 / 65.7 / 66.4,
+  // 64 x 4k 244.5 / 244.4 / 246.9 / 251.6).
+  static constexpr int kPrefetchKeys = kTileN;
   // Query rows per CTA: up to 4 m16 tiles, one per warp at least (the warps split a row
   // tile's keys among them).
   static constexpr int kMaxRows = 16 * (kWarps < 4 ? kWarps : 4);
@@ -95,7 +102,13 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a
   else ptx::mma_m16n8k16_f32_bf16(d, a, b, d);
 }
 
-template <typename T, int kD, SmemTier kTier>
+// kProgrammatic: launched with programmatic stream serialization (sm_90 code only): the kernel
+// lets its dependents start, prefetches its first tile to L2 and waits for the grid before it
+// (decode_l2_prefetch.cuh). A template parameter, not a runtime flag: the block, even skipped,
+// changed the code the compiler made of the rest of the kernel, and batch-1 calls (their time
+// mostly prologue and epilogue) lost 1.2-3 us (H200, graph-replayed: 1 x 4k 11.7 -> 12.9,
+// 1 x 8k 15.3 -> 18.4).
+template <typename T, int kD, SmemTier kTier, bool kProgrammatic>
 __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
     decode_attention_kernel(const DecodeParams p, float* o_part, float* lse_part, int splits, unsigned* split_counters,
                             bool cluster_merge) {
@@ -116,6 +129,23 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp % wm_count, wn = warp / wm_count;
 
+  if constexpr (kProgrammatic) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    // The next grid launched programmatically may start once every CTA of this one has: its
+    // CTAs take the SMs this grid's last wave leaves idle.
+    ptx::griddepcontrol_launch_dependents();
+    {
+      const MaskBounds hint{p.seqlen_q, p.seqlen_k(b), p.window_left, p.window_right};  // a hint read
+      const KeyRange keys = hint.keys_of_rows(row0 / group, (row0 + rows - 1) / group + 1);
+      int h0, h1;
+      decode_split_range(keys.lo, keys.hi, Tile::kTileN, splits, split, h0, h1);
+      prefetch_cache_rows_to_l2<T>(p, b, kvh, h0, min(h1, h0 + Tile::kPrefetchKeys), Tile::kThreads);
+    }
+    ptx::griddepcontrol_wait();  // before any read of what the grid before may write
+#else
+    __trap();  // the host launches programmatically only sm_90 code
+#endif
+  }
   const int L = p.seqlen_k(b);
   const MaskBounds mb{p.seqlen_q, L, p.window_left, p.window_right};
   const KeyRange all = mb.keys_of_rows(row0 / group, (row0 + rows - 1) / group + 1);

@@ -17,12 +17,16 @@ enum class SmemTier { kib99, kib163, kib227 };
 // p.num_splits > 1 merges the splits in the kernel: with cluster_merge through the shared
 // memory of a cluster of p.num_splits CTAs (sm_90 code only; o_part, lse_part and
 // split_counters unused), otherwise o_part / lse_part hold the parts and split_counters (batch
-// x CTAs per batch row) must be zero on entry.
+// x CTAs per batch row) must be zero on entry. `programmatic` (sm_90 code only; the 227 KiB tier,
+// others ignore it) launches it with programmatic stream serialization (decode_l2_prefetch.cuh).
 template <typename T, int kD, SmemTier kTier>
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
-                      bool cluster_merge, cudaStream_t stream);
+                      bool cluster_merge, bool programmatic, cudaStream_t stream);
 template <typename T>
-void launch_append(const DecodeParams& p, cudaStream_t stream);
+void launch_append(const DecodeParams& p, bool programmatic, cudaStream_t stream);
+// Whether the append kernel on the current device was compiled from sm_90 code.
+template <typename T>
+bool append_sm90_code();
 // Resident CTAs per SM of the attention kernel for head dim kD and tier kTier (same for fp16
 // and bf16); the device must offer the tile's shared memory.
 template <int kD, SmemTier kTier>
@@ -32,8 +36,9 @@ int decode_occupancy();
 template <int kD, SmemTier kTier>
 int decode_max_clusters(int device, int splits);
 // Whether the tile's kernel on the current device was compiled from sm_90 code, which alone
-// has the cluster merge (a compute_80 image run on Hopper has not).
+// has the cluster merge and the programmatic launch's wait (a compute_80 image run on Hopper
+// has neither).
 template <int kD, SmemTier kTier>
-bool decode_cluster_capable();
+bool decode_sm90_code();
 
 }  // namespace flashattn::detail::decode

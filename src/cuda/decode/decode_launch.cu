@@ -96,7 +96,12 @@ decltype(auto) with_tile(int kd, SmemTier tier, F&& f) {
 
 struct DeviceInfo {
   int sms = 0;
+  int major = 0;
   int ctas_per_sm[3][3] = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};  // [kD 64, 128, 256][tier], -1: not asked yet
+  // Whether the tile's attention kernel runs sm_90 code here ([kD][tier]), and the append
+  // kernel ([fp16, bf16]); -1: not asked yet.
+  int sm90_code[3][3] = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};
+  int append_sm90_code[2] = {-1, -1};
   // Resident clusters of s CTAs, [kD][tier][s]; -1: not asked yet, 0: no cluster merge there.
   int clusters[3][3][decode::kMaxClusterSplits + 1];
   DeviceInfo() {
@@ -120,8 +125,21 @@ DeviceInfo& device_info_locked(int device) {
     if (major * 10 + minor < 80)
       throw Error(Error::Kind::unsupported, "q", "the CUDA decode engine needs compute capability 8.0 or newer");
     info.sms = sms;
+    info.major = major;
   }
   return info;
+}
+
+int kd_index(int kd) { return kd == 64 ? 0 : (kd == 128 ? 1 : 2); }
+
+// Whether the tile's attention kernel runs sm_90 code on `device` (info's device, locked).
+bool tile_sm90_code_locked(DeviceInfo& info, int device, int kd, SmemTier tier) {
+  int& known = info.sm90_code[kd_index(kd)][static_cast<int>(tier)];
+  if (known < 0) {
+    const DeviceGuard on_device(device);
+    known = info.major >= 9 && with_tile(kd, tier, [](auto d, auto t) { return decode::decode_sm90_code<d(), t()>(); });
+  }
+  return known == 1;
 }
 
 // Throws (before anything runs) on a device older than sm_80.
@@ -134,7 +152,7 @@ void check_device(int device) {
 std::pair<int, int> device_slots(int device, int kd, TileChoice choice) {
   std::lock_guard<std::mutex> lock(device_info_mutex);
   DeviceInfo& info = device_info_locked(device);
-  int& n = info.ctas_per_sm[kd == 64 ? 0 : (kd == 128 ? 1 : 2)][static_cast<int>(choice.tier)];
+  int& n = info.ctas_per_sm[kd_index(kd)][static_cast<int>(choice.tier)];
   if (n < 0) {
     const DeviceGuard on_device(device);
     n = with_tile(kd, choice.tier, [](auto d, auto tier) { return decode::decode_occupancy<d(), tier()>(); });
@@ -169,14 +187,13 @@ bool clusters_fit(const DecodeShape& sh, TileChoice tile, int splits) {
   const int kd = kd_for(sh.head_dim);
   std::lock_guard<std::mutex> lock(device_info_mutex);
   DeviceInfo& info = device_info_locked(sh.device);
-  int& n = info.clusters[kd == 64 ? 0 : (kd == 128 ? 1 : 2)][static_cast<int>(tile.tier)][splits];
+  int& n = info.clusters[kd_index(kd)][static_cast<int>(tile.tier)][splits];
   if (n < 0) {
-    int major = 0;
-    FLASHATTN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, sh.device));
-    const DeviceGuard on_device(sh.device);
-    n = major < 9 ? 0 : with_tile(kd, tile.tier, [&](auto d, auto tier) {
-      return decode::decode_cluster_capable<d(), tier()>() ? decode::decode_max_clusters<d(), tier()>(sh.device, splits) : 0;
-    });
+    n = 0;
+    if (tile_sm90_code_locked(info, sh.device, kd, tile.tier)) {
+      const DeviceGuard on_device(sh.device);
+      n = with_tile(kd, tile.tier, [&](auto d, auto tier) { return decode::decode_max_clusters<d(), tier()>(sh.device, splits); });
+    }
   }
   return sh.ctas(tile.max_rows) <= n;
 }
@@ -211,11 +228,37 @@ bool use_cluster_merge(const DecodeParams& p, TileChoice tile, EnvSwitch mode) {
   return fits;
 }
 
+// FLASHATTN_DECODE_PDL: unset = unsplit calls launch programmatically where their kernels run
+// sm_90 code (decode_l2_prefetch.cuh), 0 = every call in plain stream order (the A/B, and tests
+// of both), 1 = the same as unset.
+EnvSwitch pdl_mode() { return env_switch("FLASHATTN_DECODE_PDL"); }
+
+// Whether this call's kernels launch programmatically: each then waits in its own code for the
+// grid ahead of it, which only its sm_90 code does (the append's too, when there is one).
+// Unsplit calls only: they are the large batches, whose last wave leaves SMs idle that the next
+// call's CTAs can take (H200, GQA 32/8, d128, graph us, stream order / programmatic with a
+// one-tile prefetch, same run: 64 x 4k 246.2 / 244.4); a split call is one wave whose tail is
+// its merge, and the programmatic kernel's code was slower there (1 x 4k 11.7 / 13.4, 1 x 8k
+// 15.3 / 17.5, 1 x 64k 67.6 / 68.0; see decode_attention_kernel).
+bool programmatic_launch(const DecodeParams& p, TileChoice tile, bool append) {
+  if (pdl_mode() == EnvSwitch::off || p.num_splits != 1 || tile.tier != SmemTier::kib227) return false;
+  std::lock_guard<std::mutex> lock(device_info_mutex);
+  DeviceInfo& info = device_info_locked(p.device.index);
+  if (!tile_sm90_code_locked(info, p.device.index, kd_for(p.head_dim), tile.tier)) return false;
+  if (!append) return true;
+  int& known = info.append_sm90_code[p.dtype == DType::bf16 ? 1 : 0];
+  if (known < 0) {
+    const DeviceGuard on_device(p.device.index);
+    known = p.dtype == DType::bf16 ? decode::append_sm90_code<__nv_bfloat16>() : decode::append_sm90_code<__half>();
+  }
+  return known == 1;
+}
+
 template <typename T>
 void launch_attention(const DecodeParams& p, TileChoice choice, float* o_part, float* lse_part, unsigned* counters,
-                      bool cluster_merge, cudaStream_t stream) {
+                      bool cluster_merge, bool programmatic, cudaStream_t stream) {
   with_tile(kd_for(p.head_dim), choice.tier, [&](auto d, auto tier) {
-    decode::launch_attention<T, d(), tier()>(p, o_part, lse_part, counters, cluster_merge, stream);
+    decode::launch_attention<T, d(), tier()>(p, o_part, lse_part, counters, cluster_merge, programmatic, stream);
   });
 }
 
@@ -243,9 +286,11 @@ void cuda_decode(const DecodeParams& p0) {
   p.num_splits = attend ? resolve_splits(p, choice, mode) : 1;
   const TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + p.num_splits - 1) / p.num_splits);
   const bool cluster_merge = attend && use_cluster_merge(p, tile, mode);
-  if (p.k_new != nullptr && p.seqlen_new > 0 && p.batch > 0) {
-    if (bf16) decode::launch_append<__nv_bfloat16>(p, stream);
-    else decode::launch_append<__half>(p, stream);
+  const bool append = p.k_new != nullptr && p.seqlen_new > 0 && p.batch > 0;
+  const bool programmatic = programmatic_launch(p, tile, append);
+  if (append) {
+    if (bf16) decode::launch_append<__nv_bfloat16>(p, programmatic, stream);
+    else decode::launch_append<__half>(p, programmatic, stream);
   }
   if (attend) {
     const int splits = p.num_splits;
@@ -272,8 +317,8 @@ void cuda_decode(const DecodeParams& p0) {
         FLASHATTN_CUDA_CHECK(err);
       }
     }
-    if (bf16) launch_attention<__nv_bfloat16>(p, tile, o_part, lse_part, counters, cluster_merge, stream);
-    else launch_attention<__half>(p, tile, o_part, lse_part, counters, cluster_merge, stream);
+    if (bf16) launch_attention<__nv_bfloat16>(p, tile, o_part, lse_part, counters, cluster_merge, programmatic, stream);
+    else launch_attention<__half>(p, tile, o_part, lse_part, counters, cluster_merge, programmatic, stream);
     if (scratch != nullptr) device_free(scratch, p.device.index, p.stream);
   }
 }

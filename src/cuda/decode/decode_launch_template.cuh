@@ -12,27 +12,34 @@
 namespace flashattn::detail::decode {
 
 // The launch configuration of the attention kernel: grid (KV heads x row groups, batch, splits);
-// with the cluster merge, the splits of each (row group, batch row) form one cluster.
+// with the cluster merge, the splits of each (row group, batch row) form one cluster; launched
+// programmatically, it may start before the grid ahead of it in the stream ends (the kernel
+// waits for that grid after prefetching its first tiles: decode_l2_prefetch.cuh).
 template <int kD, SmemTier kTier>
 struct AttentionLaunch {
   using Tile = DecodeTile<kD, kTier>;
   cudaLaunchConfig_t config{};
-  cudaLaunchAttribute attribute[1]{};
+  cudaLaunchAttribute attribute[2]{};
   AttentionLaunch(int heads_kv, int heads_q, int seqlen_q, int batch, int splits, bool cluster_merge,
-                  cudaStream_t stream) {
+                  bool programmatic, cudaStream_t stream) {
     const int rows = (heads_q / heads_kv) * seqlen_q;
     config.gridDim = dim3(static_cast<unsigned>(heads_kv * ((rows + Tile::kMaxRows - 1) / Tile::kMaxRows)),
                           static_cast<unsigned>(batch), static_cast<unsigned>(splits));
     config.blockDim = dim3(Tile::kThreads);
     config.dynamicSmemBytes = Tile::kSmem;
     config.stream = stream;
+    config.attrs = attribute;
     if (cluster_merge) {
-      attribute[0].id = cudaLaunchAttributeClusterDimension;
-      attribute[0].val.clusterDim.x = 1;
-      attribute[0].val.clusterDim.y = 1;
-      attribute[0].val.clusterDim.z = static_cast<unsigned>(splits);
-      config.attrs = attribute;
-      config.numAttrs = 1;
+      cudaLaunchAttribute& a = attribute[config.numAttrs++];
+      a.id = cudaLaunchAttributeClusterDimension;
+      a.val.clusterDim.x = 1;
+      a.val.clusterDim.y = 1;
+      a.val.clusterDim.z = static_cast<unsigned>(splits);
+    }
+    if (programmatic) {
+      cudaLaunchAttribute& a = attribute[config.numAttrs++];
+      a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      a.val.programmaticStreamSerializationAllowed = 1;
     }
   }
 };
@@ -40,12 +47,12 @@ struct AttentionLaunch {
 // Opts the kernel in to its dynamic shared memory (> 48 KB) and to clusters of up to 16 CTAs
 // (Hopper's non-portable size; 8 without it), once per device: the calls cost microseconds, as
 // much as a short decode step.
-template <typename T, int kD, SmemTier kTier>
+template <typename T, int kD, SmemTier kTier, bool kProgrammatic = false>
 void opt_in_once(int device) {
   static std::atomic<std::uint64_t> opted_in{0};
   const std::uint64_t bit = std::uint64_t(1) << (device & 63);
   if ((opted_in.load(std::memory_order_relaxed) & bit) != 0) return;
-  auto kernel = decode_attention_kernel<T, kD, kTier>;
+  auto kernel = decode_attention_kernel<T, kD, kTier, kProgrammatic>;
   FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(DecodeTile<kD, kTier>::kSmem)));
   int major = 0;
@@ -56,20 +63,32 @@ void opt_in_once(int device) {
 
 template <typename T, int kD, SmemTier kTier>
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
-                      bool cluster_merge, cudaStream_t stream) {
+                      bool cluster_merge, bool programmatic, cudaStream_t stream) {
+  // The programmatic kernel exists for Hopper's tier only (the one tier an sm_90 device picks);
+  // the others launch in stream order whatever the caller asked.
+  const bool pdl = kTier == SmemTier::kib227 && programmatic;
+  AttentionLaunch<kD, kTier> launch(p.heads_kv, p.heads_q, p.seqlen_q, p.batch, p.num_splits, cluster_merge, pdl,
+                                    stream);
+  if constexpr (kTier == SmemTier::kib227) {
+    if (pdl) {
+      opt_in_once<T, kD, kTier, true>(p.device.index);
+      FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, true>, p, o_part,
+                                              lse_part, p.num_splits, split_counters, cluster_merge));
+      return;
+    }
+  }
   opt_in_once<T, kD, kTier>(p.device.index);
-  AttentionLaunch<kD, kTier> launch(p.heads_kv, p.heads_q, p.seqlen_q, p.batch, p.num_splits, cluster_merge, stream);
-  FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier>, p, o_part, lse_part,
-                                          p.num_splits, split_counters, cluster_merge));
+  FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, false>, p, o_part,
+                                          lse_part, p.num_splits, split_counters, cluster_merge));
 }
 
 template <int kD, SmemTier kTier>
 int decode_max_clusters(int device, int splits) {
   using T = __nv_bfloat16;
   opt_in_once<T, kD, kTier>(device);
-  AttentionLaunch<kD, kTier> launch(1, 1, 1, 1, splits, true, nullptr);
+  AttentionLaunch<kD, kTier> launch(1, 1, 1, 1, splits, true, false, nullptr);
   int n = 0;
-  if (cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<T, kD, kTier>, &launch.config) != cudaSuccess) {
+  if (cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<T, kD, kTier, false>, &launch.config) != cudaSuccess) {
     cudaGetLastError();  // no cluster launch of this size here: the caller merges through memory
     return 0;
   }
@@ -77,9 +96,9 @@ int decode_max_clusters(int device, int splits) {
 }
 
 template <int kD, SmemTier kTier>
-bool decode_cluster_capable() {
+bool decode_sm90_code() {
   cudaFuncAttributes a{};
-  if (cudaFuncGetAttributes(&a, decode_attention_kernel<__nv_bfloat16, kD, kTier>) != cudaSuccess) {
+  if (cudaFuncGetAttributes(&a, decode_attention_kernel<__nv_bfloat16, kD, kTier, false>) != cudaSuccess) {
     cudaGetLastError();
     return false;
   }
@@ -89,7 +108,7 @@ bool decode_cluster_capable() {
 template <int kD, SmemTier kTier>
 int decode_occupancy() {
   using Tile = DecodeTile<kD, kTier>;
-  auto kernel = decode_attention_kernel<__nv_bfloat16, kD, kTier>;
+  auto kernel = decode_attention_kernel<__nv_bfloat16, kD, kTier, false>;
   int device = 0;
   FLASHATTN_CUDA_CHECK(cudaGetDevice(&device));
   opt_in_once<__nv_bfloat16, kD, kTier>(device);
@@ -102,9 +121,10 @@ int decode_occupancy() {
 
 // The explicit instantiations of one tile (both element types), for the per-tile .cu files.
 #define FLASHATTN_DECODE_TILE_INSTANCES(kD, kTier)                                                                    \
-  template void launch_attention<__half, kD, kTier>(const DecodeParams&, float*, float*, unsigned*, bool, cudaStream_t); \
-  template void launch_attention<__nv_bfloat16, kD, kTier>(const DecodeParams&, float*, float*, unsigned*, bool,         \
+  template void launch_attention<__half, kD, kTier>(const DecodeParams&, float*, float*, unsigned*, bool, bool,       \
+                                                     cudaStream_t);                                                     \
+  template void launch_attention<__nv_bfloat16, kD, kTier>(const DecodeParams&, float*, float*, unsigned*, bool, bool,  \
                                                             cudaStream_t);                                              \
   template int decode_occupancy<kD, kTier>();                                                                           \
   template int decode_max_clusters<kD, kTier>(int, int);                                                                \
-  template bool decode_cluster_capable<kD, kTier>();
+  template bool decode_sm90_code<kD, kTier>();

@@ -12,4 +12,12 @@ __device__ __forceinline__ void griddepcontrol_launch_dependents() {
 #endif
 }
 
+// griddepcontrol.wait: blocks until every grid this one depends on programmatically has completed
+// and its writes are visible; returns at once where there is none. A no-op below sm_90.
+__device__ __forceinline__ void griddepcontrol_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 }  // namespace flashattn::ptx
