@@ -158,7 +158,9 @@ int prefer_cluster_splits(int memory_splits, int key_tiles, Fits&& fits) {
 //   no change (H200, graph us, PDL on / off in one run: 1 x 4k 12.0 / 12.0, 1 x 64k 67.2 / 67.2,
 //   8 x 8k 67.4 / 67.5, 16 x 16k 239.1 / 239.7, 64 x 16k 932.1 / 933.9; cuDNN 11.2 / 66.5 /
 //   65.6 / 234.1 / 936.5). With one 208 KB CTA per SM the next step's CTAs find no room until
-//   this step's leave. (cuDNN runs batch 1 x 4k as a split kernel, 256 CTAs of 4 warps, plus a
+//   this step's leave. Kept since (session 9) for unsplit calls only, in a form that does
+//   something while it waits: each CTA prefetches its first tile to L2 before the wait
+//   (decode_l2_prefetch.cuh, decode_launch.cu). (cuDNN runs batch 1 x 4k as a split kernel, 256 CTAs of 4 warps, plus a
 //   separate reduction kernel: Nsight Compute 10.3-11.3 + 3.5-3.7 us in isolation, 11.0-11.2 per
 //   call in the graph.)
 // - cuDNN's batch-1 layout (more, shorter splits on two 4-warp CTAs per SM) with this kernel's
