@@ -4,6 +4,13 @@
 // finish its split ("last block reduces"): a separate combine kernel cost a second launch, a
 // grid-wide drain between the two, and a chain of L2 round trips in a kernel of a few CTAs
 // (B=1 x 4k keys on an H200: 22.2 us per graph-replayed call against cuDNN's 11.0).
+// Rejected (H200, graph-replayed calls, one run of three interleaved rounds, session 9): the
+// arrival ticket taken as a CTA's stream ends (relaxed atomic) instead of after its part is
+// written, the last to finish streaming merging once the other splits' per-split ready flags
+// (release store / acquire loads) are set, so the atomic's round trip overlaps the epilogue:
+// slower, B=1 x 4k 12.2-12.4 vs 11.6-11.7 us, x 8k 15.8-15.9 vs 15.3-15.4 (the merger still
+// waits for the flags of splits that finished streaming just before it, whose release stores
+// carry the same fence).
 // Rejected (H200, graph-replayed calls, one run): each thread owning 4 columns of one row and
 // issuing the LSE and O loads of 16 splits at once, merging as it goes, was slower than the
 // warp per row (then in its four-round-trip form): B=1 x 4k keys 16.5 vs 15.6 us, x 8k with
