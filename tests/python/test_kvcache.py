@@ -12,28 +12,13 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed: the kvcache tests skip")
 
-import flashattn  # noqa: E402
 from flashattn import PagedKVCache, flash_attn_with_kvcache  # noqa: E402
+from cuda_engine import cuda_engine_available  # noqa: E402
 from reference import BF16, attention_forward, error_standard, np_dtype  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-
-
-def _cuda_engine_available():
-    if not torch.cuda.is_available():
-        return False
-    try:
-        q = torch.zeros(1, 1, 1, 64, device="cuda", dtype=torch.float16)
-        flashattn.flash_attn_func(q, q, q)
-        return True
-    except NotImplementedError:
-        return False
-
-
-HAS_CUDA = _cuda_engine_available()
+HAS_CUDA = cuda_engine_available()
 cuda_mark = pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU and a CUDA engine")
-
-
 bf16_mark = pytest.mark.skipif(BF16 is None, reason="the bf16 oracle needs ml_dtypes")
 
 

@@ -14,24 +14,12 @@ torch = pytest.importorskip("torch", reason="torch is not installed: the torch i
 
 import flashattn  # noqa: E402
 from flashattn import interface as fi  # noqa: E402
+from cuda_engine import cuda_engine_available  # noqa: E402
 from reference import ATOL, attention_backward, attention_forward, dropout_keep  # noqa: E402
 
 F = torch.nn.functional
 SDPBackend = torch.nn.attention.SDPBackend
-
-
-def _cuda_engine_available():
-    if not torch.cuda.is_available():
-        return False
-    try:
-        q = torch.zeros(1, 1, 1, 64, device="cuda", dtype=torch.float16)
-        flashattn.flash_attn_func(q, q, q)
-        return True
-    except NotImplementedError:
-        return False
-
-
-HAS_CUDA = _cuda_engine_available()
+HAS_CUDA = cuda_engine_available()
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU and a CUDA engine"))]
 cuda_only = pytest.mark.skipif(not HAS_CUDA, reason="needs a GPU and a CUDA engine")
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
