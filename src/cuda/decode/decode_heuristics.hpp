@@ -119,7 +119,10 @@ int prefer_cluster_splits(int memory_splits, int key_tiles, Fits&& fits) {
 // the epilogue, or a fourth stage), for which this kernel's 208 KB, one-CTA-per-SM layout has
 // no room.
 // Also measured, same sessions: issuing Q's copies before cache_seqlens is read (batch 1 x 4k,
-// three alternating runs): 11.8-11.9 us against 11.6-11.7, no gain. Split counts around this
+// three alternating runs): 11.8-11.9 us against 11.6-11.7, no gain. Not reading cache_seqlens at
+// all (session 9, a measurement build taking the length from the cache's capacity, which the
+// bench's sequences fill; three interleaved rounds): 1 x 4k 11.7 / 11.6-11.7, 1 x 8k 15.3 /
+// 15.2-15.3, 1 x 64k 67.3-67.7 / 67.5-67.7 — the load costs nothing a scalar argument would save. Split counts around this
 // heuristic's (graph us): batch 1 x 4k, 8 / 11 / 16 / 22 / 32 splits: 13.3 / 12.4 / 11.7 / 15.7
 // / 18.0; x 8k, 11 / 16 / 22 / 32: 16.6 / 15.3 / 23.0 / 21.2; batch 8 x 8k, 1 / 2 / 3: 90.6 /
 // 67.9 / 81.0 (a second wave costs more than it spreads).
