@@ -11,34 +11,14 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <map>
-#include <mutex>
 #include <utility>
 #include <type_traits>
 
 #include "cuda/common/cuda_check.cuh"
 #include "cuda/common/device_smem.hpp"
+#include "cuda/common/kernel_built_for_sm90.hpp"
 
 namespace flashattn::detail {
-
-// Whether `kernel`'s image on the current device was compiled from sm_90 code (its PTX virtual
-// architecture is 9.0 or later). A build that reaches a Hopper GPU through compute_80 code
-// (-gencode arch=compute_80,code=sm_90, which runs the sm_80 paths on a Hopper GPU for testing,
-// or a driver JIT of compute_80 PTX) holds only the TMA kernels' trap stubs. Asked once per
-// kernel and device.
-inline bool kernel_built_for_sm90(const void* kernel, int device) {
-  static std::mutex mu;
-  static std::map<std::pair<const void*, int>, bool> known;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = known.find({kernel, device});
-  if (it == known.end()) {
-    cudaFuncAttributes a{};
-    const bool ok = cudaFuncGetAttributes(&a, kernel) == cudaSuccess;
-    if (!ok) cudaGetLastError();  // no image for this device: no TMA (the launch reports it)
-    it = known.emplace(std::pair{kernel, device}, ok && a.ptxVersion >= 90).first;
-  }
-  return it->second;
-}
 
 // A compute capability 9.0 device on which the TMA kernel `kernel` has its sm_90 code and a
 // block may have `smem_bytes` of dynamic shared memory.

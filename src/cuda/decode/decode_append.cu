@@ -1,5 +1,6 @@
 // Append (with rotary) of the new keys / values into the cache.
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/common/kernel_built_for_sm90.hpp"
 #include "cuda/decode/decode_append_kernel.cuh"
 #include "cuda/decode/decode_instances.hpp"
 
@@ -24,15 +25,10 @@ template void launch_append<__half>(const DecodeParams&, bool, cudaStream_t);
 template void launch_append<__nv_bfloat16>(const DecodeParams&, bool, cudaStream_t);
 
 template <typename T>
-bool append_sm90_code() {
-  cudaFuncAttributes a{};
-  if (cudaFuncGetAttributes(&a, append_kv_kernel<T>) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return a.ptxVersion >= 90;
+bool append_sm90_code(int device) {
+  return kernel_built_for_sm90(reinterpret_cast<const void*>(&append_kv_kernel<T>), device);
 }
-template bool append_sm90_code<__half>();
-template bool append_sm90_code<__nv_bfloat16>();
+template bool append_sm90_code<__half>(int);
+template bool append_sm90_code<__nv_bfloat16>(int);
 
 }  // namespace flashattn::detail::decode

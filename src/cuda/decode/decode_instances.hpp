@@ -24,9 +24,9 @@ void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, uns
                       bool cluster_merge, bool programmatic, cudaStream_t stream);
 template <typename T>
 void launch_append(const DecodeParams& p, bool programmatic, cudaStream_t stream);
-// Whether the append kernel on the current device was compiled from sm_90 code.
+// Whether the append kernel on `device`, the current device, was compiled from sm_90 code.
 template <typename T>
-bool append_sm90_code();
+bool append_sm90_code(int device);
 // Resident CTAs per SM of the attention kernel for head dim kD and tier kTier (same for fp16
 // and bf16); the device must offer the tile's shared memory.
 template <int kD, SmemTier kTier>
@@ -35,10 +35,10 @@ int decode_occupancy();
 // current device (0: none, or the device has no clusters).
 template <int kD, SmemTier kTier>
 int decode_max_clusters(int device, int splits);
-// Whether the tile's kernel on the current device was compiled from sm_90 code, which alone
-// has the cluster merge and the programmatic launch's wait (a compute_80 image run on Hopper
-// has neither).
+// Whether the tile's kernel on `device`, the current device, was compiled from sm_90 code, which
+// alone has the cluster merge and the programmatic launch's wait (a compute_80 image run on
+// Hopper has neither). Both answers are cached (kernel_built_for_sm90.hpp).
 template <int kD, SmemTier kTier>
-bool decode_sm90_code();
+bool decode_sm90_code(int device);
 
 }  // namespace flashattn::detail::decode

@@ -98,10 +98,6 @@ struct DeviceInfo {
   int sms = 0;
   int major = 0;
   int ctas_per_sm[3][3] = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};  // [kD 64, 128, 256][tier], -1: not asked yet
-  // Whether the tile's attention kernel runs sm_90 code here ([kD][tier]), and the append
-  // kernel ([fp16, bf16]); -1: not asked yet.
-  int sm90_code[3][3] = {{-1, -1, -1}, {-1, -1, -1}, {-1, -1, -1}};
-  int append_sm90_code[2] = {-1, -1};
   // Resident clusters of s CTAs, [kD][tier][s]; -1: not asked yet, 0: no cluster merge there.
   int clusters[3][3][decode::kMaxClusterSplits + 1];
   DeviceInfo() {
@@ -132,14 +128,11 @@ DeviceInfo& device_info_locked(int device) {
 
 int kd_index(int kd) { return kd == 64 ? 0 : (kd == 128 ? 1 : 2); }
 
-// Whether the tile's attention kernel runs sm_90 code on `device` (info's device, locked).
-bool tile_sm90_code_locked(DeviceInfo& info, int device, int kd, SmemTier tier) {
-  int& known = info.sm90_code[kd_index(kd)][static_cast<int>(tier)];
-  if (known < 0) {
-    const DeviceGuard on_device(device);
-    known = info.major >= 9 && with_tile(kd, tier, [](auto d, auto t) { return decode::decode_sm90_code<d(), t()>(); });
-  }
-  return known == 1;
+// Whether the tile's attention kernel runs sm_90 code on `device` (info's device).
+bool tile_sm90_code(const DeviceInfo& info, int device, int kd, SmemTier tier) {
+  if (info.major < 9) return false;
+  const DeviceGuard on_device(device);
+  return with_tile(kd, tier, [&](auto d, auto t) { return decode::decode_sm90_code<d(), t()>(device); });
 }
 
 // Throws (before anything runs) on a device older than sm_80.
@@ -190,7 +183,7 @@ bool clusters_fit(const DecodeShape& sh, TileChoice tile, int splits) {
   int& n = info.clusters[kd_index(kd)][static_cast<int>(tile.tier)][splits];
   if (n < 0) {
     n = 0;
-    if (tile_sm90_code_locked(info, sh.device, kd, tile.tier)) {
+    if (tile_sm90_code(info, sh.device, kd, tile.tier)) {
       const DeviceGuard on_device(sh.device);
       n = with_tile(kd, tile.tier, [&](auto d, auto tier) { return decode::decode_max_clusters<d(), tier()>(sh.device, splits); });
     }
@@ -244,14 +237,10 @@ bool programmatic_launch(const DecodeParams& p, TileChoice tile, bool append) {
   if (pdl_mode() == EnvSwitch::off || p.num_splits != 1 || tile.tier != SmemTier::kib227) return false;
   std::lock_guard<std::mutex> lock(device_info_mutex);
   DeviceInfo& info = device_info_locked(p.device.index);
-  if (!tile_sm90_code_locked(info, p.device.index, kd_for(p.head_dim), tile.tier)) return false;
+  if (!tile_sm90_code(info, p.device.index, kd_for(p.head_dim), tile.tier)) return false;
   if (!append) return true;
-  int& known = info.append_sm90_code[p.dtype == DType::bf16 ? 1 : 0];
-  if (known < 0) {
-    const DeviceGuard on_device(p.device.index);
-    known = p.dtype == DType::bf16 ? decode::append_sm90_code<__nv_bfloat16>() : decode::append_sm90_code<__half>();
-  }
-  return known == 1;
+  const int d = p.device.index;  // the current device (cuda_decode)
+  return p.dtype == DType::bf16 ? decode::append_sm90_code<__nv_bfloat16>(d) : decode::append_sm90_code<__half>(d);
 }
 
 template <typename T>

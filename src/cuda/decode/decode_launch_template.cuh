@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "cuda/common/cuda_check.cuh"
+#include "cuda/common/kernel_built_for_sm90.hpp"
 #include "cuda/decode/decode_append_kernel.cuh"
 #include "cuda/decode/decode_fwd_sm80_mma.cuh"
 #include "cuda/decode/decode_instances.hpp"
@@ -96,13 +97,9 @@ int decode_max_clusters(int device, int splits) {
 }
 
 template <int kD, SmemTier kTier>
-bool decode_sm90_code() {
-  cudaFuncAttributes a{};
-  if (cudaFuncGetAttributes(&a, decode_attention_kernel<__nv_bfloat16, kD, kTier, false>) != cudaSuccess) {
-    cudaGetLastError();
-    return false;
-  }
-  return a.ptxVersion >= 90;
+bool decode_sm90_code(int device) {
+  return kernel_built_for_sm90(reinterpret_cast<const void*>(&decode_attention_kernel<__nv_bfloat16, kD, kTier, false>),
+                               device);
 }
 
 template <int kD, SmemTier kTier>
@@ -127,4 +124,4 @@ int decode_occupancy() {
                                                             cudaStream_t);                                              \
   template int decode_occupancy<kD, kTier>();                                                                           \
   template int decode_max_clusters<kD, kTier>(int, int);                                                                \
-  template bool decode_sm90_code<kD, kTier>();
+  template bool decode_sm90_code<kD, kTier>(int);
