@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "flashattn/attention.hpp"
 #include "flashattn/kvcache.hpp"
 
 #define CK(x)                                                                    \
@@ -36,6 +37,9 @@ namespace {
 
 constexpr int kHq = 32, kHkv = 8;
 int g_head_dim = 128;  // 256 for the last rows (layout contiguous_d256)
+// DECODE_BENCH_PAD_KEYS=<n>: a contiguous cache holds Sk + n rows per sequence (cache_seqlens
+// stays Sk), so the sequences do not start a power of two apart.
+int g_pad_keys = 0;
 
 void fill_random(void* dst, std::size_t bytes) {
   static std::vector<std::uint16_t> pattern;
@@ -92,6 +96,27 @@ struct Result {
 
 constexpr int kGraphCalls = 20;
 
+// DECODE_BENCH_SCRATCH=fixed: the library's scratch (split parts) comes from one buffer
+// allocated up front, as a framework's caching allocator hands it out (torch: the same block
+// again for each call on one stream, and a captured graph's private pool), instead of the
+// default cudaMallocAsync / cudaFreeAsync per call, which a capture records as memory nodes.
+// Every call runs on one stream, so the calls reusing the buffer are ordered.
+void use_fixed_scratch() {
+  static void* buffer = nullptr;
+  static constexpr std::size_t kBytes = std::size_t(256) << 20;
+  CK(cudaMalloc(&buffer, kBytes));
+  DeviceAllocator a;
+  a.allocate = [](std::size_t bytes, int, StreamHandle, void*) -> void* {
+    if (bytes > kBytes) {
+      std::fprintf(stderr, "DECODE_BENCH_SCRATCH=fixed: %zu bytes asked, %zu held\n", bytes, kBytes);
+      std::exit(1);
+    }
+    return buffer;
+  };
+  a.deallocate = [](void*, int, StreamHandle, void*) {};
+  set_device_allocator(a);
+}
+
 // block_size 0 = contiguous cache. in_order: page i of the table is block i, the contiguous
 // layout behind a block table (tells the table's cost from the scattered pages' cost).
 // num_splits 0: the library's heuristic.
@@ -102,7 +127,8 @@ Result bench(int B, int Sk, int Sq, int block_size, int iters, bool in_order = f
   const int max_blocks = block_size ? (Sk + block_size - 1) / block_size : 0;
   const int num_blocks = block_size ? B * max_blocks : 0;
   std::vector<void*> ks(copies), vs(copies);
-  const std::size_t cache_bytes = block_size ? std::size_t(num_blocks) * block_size * kHkv * kD * 2 : kv_bytes;
+  const int rows = Sk + (block_size ? 0 : g_pad_keys);  // cache rows per sequence (contiguous)
+  const std::size_t cache_bytes = block_size ? std::size_t(num_blocks) * block_size * kHkv * kD * 2 : std::size_t(B) * rows * kHkv * kD * 2;
   for (int c = 0; c < copies; ++c) {
     CK(cudaMalloc(&ks[c], cache_bytes));
     CK(cudaMalloc(&vs[c], cache_bytes));
@@ -133,15 +159,15 @@ Result bench(int B, int Sk, int Sq, int block_size, int iters, bool in_order = f
   KVCacheOptions o;
   o.causal = true;
   o.num_splits = num_splits;
-  const int splits = num_splits > 0 ? num_splits : decode_num_splits_heuristic(tq, kHkv, block_size ? max_blocks * block_size : Sk);
+  const int splits = num_splits > 0 ? num_splits : decode_num_splits_heuristic(tq, kHkv, block_size ? max_blocks * block_size : rows);
   auto call = [&](int c, cudaStream_t stream = nullptr) {
     TensorView tk, tv;
     if (block_size) {
       tk = TensorView(ks[c], DType::bf16, {num_blocks, block_size, kHkv, kD}, Device::cuda(0));
       tv = TensorView(vs[c], DType::bf16, {num_blocks, block_size, kHkv, kD}, Device::cuda(0));
     } else {
-      tk = TensorView(ks[c], DType::bf16, {B, Sk, kHkv, kD}, Device::cuda(0));
-      tv = TensorView(vs[c], DType::bf16, {B, Sk, kHkv, kD}, Device::cuda(0));
+      tk = TensorView(ks[c], DType::bf16, {B, rows, kHkv, kD}, Device::cuda(0));
+      tv = TensorView(vs[c], DType::bf16, {B, rows, kHkv, kD}, Device::cuda(0));
     }
     forward_with_kvcache(tq, tk, tv, in, to, TensorView{}, o, stream);
   };
@@ -210,6 +236,9 @@ int main(int argc, char** argv) {
   cudaDeviceProp prop;
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("# device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  if (const char* pad = std::getenv("DECODE_BENCH_PAD_KEYS")) g_pad_keys = std::atoi(pad);
+  if (const char* scratch = std::getenv("DECODE_BENCH_SCRATCH"); scratch != nullptr && std::string(scratch) == "fixed")
+    use_fixed_scratch();
   // One shape (for profilers): decode_bench B Sk [block_size=0] [iters=20] [seqlen_q=1]
   // [inorder|scattered] [num_splits=0]; DECODE_BENCH_HEAD_DIM=<d> sets its head dim (128).
   if (argc >= 3) {

@@ -41,6 +41,18 @@ TEST(DecodeSplitHeuristic, AnchorShapes) {
   EXPECT_LE(8 * choose_device_splits(8, kSms, 2, grains(4096)), kSms);
 }
 
+// The programmatic launch of unsplit grids (measured on an H200, one CTA per SM): every grid of
+// more than one wave, a single wave only when it leaves at most a tenth of the slots idle.
+TEST(DecodeSplitHeuristic, ProgrammaticLaunchSkipsPartFilledSingleWaves) {
+  for (int batch : {17, 20, 24, 32, 33, 64, 512}) EXPECT_TRUE(programmatic_launch_pays(8 * batch, kSms)) << batch;
+  EXPECT_TRUE(programmatic_launch_pays(128, kSms));   // batch 16: 4 SMs idle
+  EXPECT_TRUE(programmatic_launch_pays(120, kSms));   // batch 15: 12 idle
+  EXPECT_TRUE(programmatic_launch_pays(kSms, kSms));  // exactly one wave
+  for (int batch : {1, 10, 12, 13, 14}) EXPECT_FALSE(programmatic_launch_pays(8 * batch, kSms)) << batch;
+  EXPECT_TRUE(programmatic_launch_pays(240, 2 * kSms));  // two CTAs per SM: 24 of 264 idle
+  EXPECT_FALSE(programmatic_launch_pays(192, 2 * kSms));
+}
+
 // Resident clusters of s one-CTA-per-SM CTAs on an H200 (cudaOccupancyMaxActiveClusters): 66 of
 // 2, 30 of 4, 15 of 8, 7 of 10-16; 9 fits 8 clusters (the engine took 9 splits at 1 x 2k).
 int h200_clusters(int s) { return s <= 2 ? 66 : s <= 4 ? 30 : s <= 6 ? 21 : s <= 8 ? 15 : s == 9 ? 8 : 7; }

@@ -420,8 +420,9 @@ TEST(CudaDecode, ClusterMergeRequiredPastItsLimitIsAClearError) {
 
 // On sm_90 unsplit decode calls launch programmatically (decode_l2_prefetch.cuh): their kernels
 // prefetch while the grid before them runs and wait for it before reading. Stream order
-// (FLASHATTN_DECODE_PDL=0) must give the same bits: the prefetch changes no value. (Case 1 is
-// split: stream order either way, beside programmatic calls.)
+// (FLASHATTN_DECODE_PDL=0) must give the same bits: the prefetch changes no value. These grids
+// are small, so FLASHATTN_DECODE_PDL=1 asks for the programmatic launch that the engine keeps for
+// large ones by default. (Case 1 is split: stream order either way, beside programmatic calls.)
 TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
   FLASHATTN_REQUIRE_GPU();
   const std::uint64_t seed0 = fresh_seed();
@@ -441,7 +442,7 @@ TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
     DecodeCase programmatic(c, rng);
     DecodeCase ordered = programmatic;
     {
-      ScopedEnv mode("FLASHATTN_DECODE_PDL", std::nullopt);
+      ScopedEnv mode("FLASHATTN_DECODE_PDL", "1");
       run_gpu(programmatic);
     }
     {
@@ -460,8 +461,10 @@ TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
 // appended key: B's append and attention kernels must each wait for A before reading it. A is
 // long (16 CTAs streaming 24k keys each) so that B's CTAs are resident, on the SMs A leaves
 // idle, for most of A's run; a missing wait reads the poison (NaN) or a half-written row.
+// (FLASHATTN_DECODE_PDL=1: by default grids this small launch in stream order.)
 TEST(CudaDecode, ProgrammaticLaunchWaitsForTheGridBefore) {
   FLASHATTN_REQUIRE_GPU();
+  ScopedEnv programmatic("FLASHATTN_DECODE_PDL", "1");
   const std::uint64_t seed = fresh_seed();
   DecodeConfig ca;
   ca.dtype = DType::bf16;

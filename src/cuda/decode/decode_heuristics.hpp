@@ -87,6 +87,19 @@ int prefer_cluster_splits(int memory_splits, int key_tiles, Fits&& fits) {
   return memory_splits;
 }
 
+// Whether an unsplit decode grid of `ctas` CTAs on `slots` resident-CTA slots gains from the
+// programmatic launch: grids of more than one wave, whose last wave leaves SMs idle that the
+// next call's CTAs take (H200, GQA 32/8, d128, 8k keys, graph us, programmatic / stream order,
+// means of two interleaved rounds of one run: batch 17 (136 CTAs) 204.0 / 206.0, 20 215.6 / 217.9, 32 236.9 / 240.0, 64 469.9 /
+// 472.5), and one wave that fills nearly every slot (batch 15 (120 CTAs) 119.2 / 119.7, 16
+// (128) 120.5 / 121.9). A single wave with many idle SMs lost, by up to a fifth: batch 12 (96
+// CTAs, 36 SMs idle) 110.5 / 91.9, 13 (104) 112.0 / 104.6, 14 (112) 114.2 / 111.8, though
+// batch 10 (80) gained (89.9 / 91.1). Why is not known. A guess, not tested: the next call's CTAs
+// start on the idle SMs and the rest on those that free first, so the grids' spread over the GPCs
+// drifts from the one a launch into an idle GPU makes. (Found through batch 12 x 16k keys, 96
+// CTAs: 216.8 programmatic, 178.2 in stream order.)
+inline bool programmatic_launch_pays(int ctas, int slots) { return ctas > slots || ctas * 10 >= slots * 9; }
+
 // ---- Tried and rejected: spreading the work over every SM (H200, GQA 32/8, d128, bf16, one
 // token, CUDA-graph us per call, contiguous cache; each line one session, same run as the
 // baseline; the code of each lives in that session's report, not here).

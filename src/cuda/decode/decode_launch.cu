@@ -222,19 +222,24 @@ bool use_cluster_merge(const DecodeParams& p, TileChoice tile, EnvSwitch mode) {
 }
 
 // FLASHATTN_DECODE_PDL: unset = unsplit calls launch programmatically where their kernels run
-// sm_90 code (decode_l2_prefetch.cuh), 0 = every call in plain stream order (the A/B, and tests
-// of both), 1 = the same as unset.
+// sm_90 code (decode_l2_prefetch.cuh) and the grid gains from it (programmatic_launch_pays,
+// decode_heuristics.hpp); 1 = every unsplit call whose kernels run sm_90 code, whatever its grid
+// (tests of the wait); 0 = every call in plain stream order (the A/B, and tests of both).
 EnvSwitch pdl_mode() { return env_switch("FLASHATTN_DECODE_PDL"); }
 
 // Whether this call's kernels launch programmatically: each then waits in its own code for the
 // grid ahead of it, which only its sm_90 code does (the append's too, when there is one).
-// Unsplit calls only: they are the large batches, whose last wave leaves SMs idle that the next
-// call's CTAs can take (H200, GQA 32/8, d128, graph us, stream order / programmatic with a
-// one-tile prefetch, same run: 64 x 4k 246.2 / 244.4); a split call is one wave whose tail is
-// its merge, and the programmatic kernel's code was slower there (1 x 4k 11.7 / 13.4, 1 x 8k
-// 15.3 / 17.5, 1 x 64k 67.6 / 68.0; see decode_attention_kernel).
+// Unsplit calls only: a split call is one wave whose tail is its merge, and the programmatic
+// kernel's code was slower there (H200, graph us, stream order / programmatic with a one-tile
+// prefetch, same run: 1 x 4k 11.7 / 13.4, 1 x 8k 15.3 / 17.5, 1 x 64k 67.6 / 68.0; see
+// decode_attention_kernel).
 bool programmatic_launch(const DecodeParams& p, TileChoice tile, bool append) {
-  if (pdl_mode() == EnvSwitch::off || p.num_splits != 1 || tile.tier != SmemTier::kib227) return false;
+  const EnvSwitch mode = pdl_mode();
+  if (mode == EnvSwitch::off || p.num_splits != 1 || tile.tier != SmemTier::kib227) return false;
+  if (mode == EnvSwitch::automatic) {
+    const auto [sms, per_sm] = device_slots(p.device.index, kd_for(p.head_dim), tile);
+    if (!decode::programmatic_launch_pays(shape_of(p).ctas(tile.max_rows), sms * per_sm)) return false;
+  }
   std::lock_guard<std::mutex> lock(device_info_mutex);
   DeviceInfo& info = device_info_locked(p.device.index);
   if (!tile_sm90_code(info, p.device.index, kd_for(p.head_dim), tile.tier)) return false;
