@@ -199,6 +199,19 @@ inline bool programmatic_launch_pays(int ctas, int slots) { return ctas > slots 
 //   68.2 / 67.6-67.7, 32 x 4k 127.2-127.3 / 126.3-126.4, 64 x 4k 247.2-247.4 / 246.5-246.6);
 //   batch 1 x 4k unchanged (11.8 / 11.9-12.0): the tail above is not L2 misses.
 
+// - Session 10 (H200, graph us, interleaved rounds of one run each):
+//   * the stream's rate per CTA: batch 1 x 128k split 8 / 10 / 11 / 12 ways (64-96 CTAs) ran at
+//     47-48 GB/s per CTA (177.8 / 145.9 / 134.6 / 124.4 us), so a one-CTA-per-SM grid reaches
+//     DRAM's ~4.5 TB/s from about 96 CTAs; 13 / 14 / 15 / 16 splits 130.2 / 131.2 / 130.0 /
+//     124.9 (16 kept: the 12-split grid ties it at 1 x 32k / 64k / 128k).
+//   * an L2 prefetch (cp.async.bulk.prefetch.L2, a row per thread) of the tile one or two past
+//     the cp.async ring, contiguous cache, rejected: 16 x 16k 311.6 / 308.4 against 242.5, 1 x
+//     64k 82.5 / 80.0 against 67.4, 64 x 16k 1191 / 1177 against 948; batch 1 x 4k unchanged.
+//   * sequences that do not start a power of two apart (cache rows Sk + 64 or Sk + 1000 per
+//     sequence): no change (12 x 16k 218.4 / 218.8 / 218.6, 16 x 16k 237.9 / 237.8 / 237.5).
+//   * the split parts from one buffer reused (DECODE_BENCH_SCRATCH=fixed) instead of
+//     cudaMallocAsync / cudaFreeAsync per call, which a capture records as memory nodes: no
+//     change in the graph (1 x 4k 11.6 / 11.6, 1 x 64k 67.5 / 67.5), eager calls 0.3-0.6 us less.
 // - The splits merged through distributed shared memory (sm_90 clusters, one cluster per
 //   (batch, KV head, row group), decode_cluster_merge.cuh; kept where it can run). It runs only
 //   when every cluster of the grid is resident at once, and on Hopper few are: an H200 holds 15
