@@ -207,6 +207,15 @@ inline bool programmatic_launch_pays(int ctas, int slots) { return ctas > slots 
 //   * an L2 prefetch (cp.async.bulk.prefetch.L2, a row per thread) of the tile one or two past
 //     the cp.async ring, contiguous cache, rejected: 16 x 16k 311.6 / 308.4 against 242.5, 1 x
 //     64k 82.5 / 80.0 against 67.4, 64 x 16k 1191 / 1177 against 948; batch 1 x 4k unchanged.
+//   * why a one-wave grid of 128 CTAs streams slower than one of 96 (16 x 16k at 4.43-4.51 TB/s,
+//     12 x 16k at 4.52): per-CTA globaltimer stamps (a probe build) show the 96 CTAs ending
+//     within 3% of each other (175-181 us) and the 128 spread over 15% (first 200 us, median
+//     233, last 236-256), faster on some SM ranges than others, every call: DRAM, saturated,
+//     serves the SMs unequally, and the last CTAs stream alone at their own cap. Pacing to
+//     even it out, rejected: a CTA more than 1-2 tiles ahead of the grid's mean progress (a
+//     global tile counter, read a tile late) slept 200-1000 ns before its refill: 16 x 16k
+//     242.8-244.1 against 242.3-242.7, 12 x 16k 182-227 against 182, and the counter's code,
+//     even switched off, slowed the paged cache (64 x 16k paged16 1015 against 971).
 //   * sequences that do not start a power of two apart (cache rows Sk + 64 or Sk + 1000 per
 //     sequence): no change (12 x 16k 218.4 / 218.8 / 218.6, 16 x 16k 237.9 / 237.8 / 237.5).
 //   * the split parts from one buffer reused (DECODE_BENCH_SCRATCH=fixed) instead of
