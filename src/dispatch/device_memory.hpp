@@ -15,5 +15,8 @@ void copy_to_host(void* dst, const void* src, std::size_t bytes, Device device);
 // Library-internal device scratch, through the allocator set by set_device_allocator.
 void* device_allocate(std::size_t bytes, int device, StreamHandle stream);
 void device_free(void* ptr, int device, StreamHandle stream);
+// Whether no allocator was set (device_allocate is cudaMallocAsync): scratch the library may then
+// keep in pools of its own without bypassing a framework's accounting.
+bool device_allocator_is_default();
 
 }  // namespace flashattn::detail

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cpu/decode_case.hpp"
+#include "flashattn/attention.hpp"
 #include "cuda/device_buffer.hpp"
 #include "cuda/scoped_env.hpp"
 #include "cuda/smem_limit.hpp"
@@ -205,12 +206,17 @@ TEST(CudaDecode, SplitMatchesUnsplit) {
   }
 }
 
-// The split merge's arrival counters persist between calls (each call's last CTA zeroes
-// them): calls with different split counts and grids one after another, on two streams, and
-// replays of a captured graph must each merge every row exactly once. A counter left non-zero
-// would merge early (wrong rows) or never (poison left in the output).
-TEST(CudaDecode, SplitCountersServeEveryCallStreamAndGraph) {
+// The split merge's scratch persists between calls (split_scratch.hpp: arrival counters that
+// each call's last CTA zeroes, and the parts): calls with different split counts and grids one
+// after another, on two streams, and replays of captured graphs must each merge every row
+// exactly once. A counter left non-zero would merge early (wrong rows) or never (poison left in
+// the output); parts shared by calls that overlap would mix their rows.
+// Merged through memory (the cluster merge uses no scratch), and launched programmatically
+// (every call may then start while the one before it ends).
+TEST(CudaDecode, SplitScratchServesEveryCallStreamAndGraph) {
   FLASHATTN_REQUIRE_GPU();
+  ScopedEnv memory_merge("FLASHATTN_DECODE_CLUSTER_MERGE", "0");
+  ScopedEnv programmatic("FLASHATTN_DECODE_PDL", "1");
   std::vector<DecodeConfig> cfgs;
   for (int splits : {5, 16, 3, 0}) {
     DecodeConfig c;
@@ -237,33 +243,86 @@ TEST(CudaDecode, SplitCountersServeEveryCallStreamAndGraph) {
       m.download(dc.lse);
       dc.check("round " + std::to_string(round) + " case " + std::to_string(i));
     }
-  // A captured call replayed three times, the output poisoned on the device before each.
-  DecodeCase& dc = cases[1];
-  dc.out.poison();
-  dc.lse.poison();
-  Mirror m;
-  cudaGraph_t graph = nullptr;
-  cudaGraphExec_t exec = nullptr;
-  (void)m(dc.out), (void)m(dc.lse), (void)m(dc.q);  // buffers made (and uploaded) before the capture
-  dc.run(std::ref(m), streams[0]);                  // and every other one
-  ASSERT_EQ(cudaStreamSynchronize(streams[0]), cudaSuccess);
-  ASSERT_EQ(cudaStreamBeginCapture(streams[0], cudaStreamCaptureModeThreadLocal), cudaSuccess);
-  dc.run(std::ref(m), streams[0]);
-  ASSERT_EQ(cudaStreamEndCapture(streams[0], &graph), cudaSuccess);
-  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
-  const TensorView out = m(dc.out), lse = m(dc.lse);
-  for (int replay = 0; replay < 3; ++replay) {
-    ASSERT_EQ(cudaMemset(out.data, 0xff, dc.out.bytes()), cudaSuccess);  // NaN in bf16
-    ASSERT_EQ(cudaMemset(lse.data, 0xff, dc.lse.bytes()), cudaSuccess);
-    ASSERT_EQ(cudaGraphLaunch(exec, streams[0]), cudaSuccess);
+  // Two graphs, each capturing two split calls on one stream (so they share its scratch), replayed
+  // three times in turn on the two streams, the outputs poisoned on the device before each. The
+  // calls allocate nothing while captured (the stream's eager calls made the pool): the graphs
+  // hold kernel nodes only, no memory nodes between them.
+  Mirror m[2];
+  cudaGraphExec_t execs[2] = {nullptr, nullptr};
+  const std::size_t captured[2][2] = {{1, 0}, {2, 3}};
+  for (int g = 0; g < 2; ++g) {
+    for (std::size_t i : captured[g]) {
+      DecodeCase& dc = cases[i];
+      (void)m[g](dc.out), (void)m[g](dc.lse), (void)m[g](dc.q);  // made (and uploaded) before the capture
+      dc.run(std::ref(m[g]), streams[0]);                          // with every other buffer
+    }
     ASSERT_EQ(cudaStreamSynchronize(streams[0]), cudaSuccess);
-    m.download(dc.out);
-    m.download(dc.lse);
-    dc.check("graph replay " + std::to_string(replay));
+    cudaGraph_t graph = nullptr;
+    ASSERT_EQ(cudaStreamBeginCapture(streams[0], cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    for (std::size_t i : captured[g]) cases[i].run(std::ref(m[g]), streams[0]);
+    ASSERT_EQ(cudaStreamEndCapture(streams[0], &graph), cudaSuccess);
+    std::size_t n_nodes = 0;
+    ASSERT_EQ(cudaGraphGetNodes(graph, nullptr, &n_nodes), cudaSuccess);
+    std::vector<cudaGraphNode_t> nodes(n_nodes);
+    ASSERT_EQ(cudaGraphGetNodes(graph, nodes.data(), &n_nodes), cudaSuccess);
+    for (cudaGraphNode_t node : nodes) {
+      cudaGraphNodeType type;
+      ASSERT_EQ(cudaGraphNodeGetType(node, &type), cudaSuccess);
+      EXPECT_EQ(type, cudaGraphNodeTypeKernel) << "graph " << g;
+    }
+    ASSERT_EQ(cudaGraphInstantiate(&execs[g], graph, 0), cudaSuccess);
+    cudaGraphDestroy(graph);
   }
-  cudaGraphExecDestroy(exec);
-  cudaGraphDestroy(graph);
+  for (int replay = 0; replay < 3; ++replay)
+    for (int g = 0; g < 2; ++g) {
+      for (std::size_t i : captured[g]) {
+        const TensorView out = m[g](cases[i].out), lse = m[g](cases[i].lse);
+        ASSERT_EQ(cudaMemset(out.data, 0xff, cases[i].out.bytes()), cudaSuccess);  // NaN in bf16
+        ASSERT_EQ(cudaMemset(lse.data, 0xff, cases[i].lse.bytes()), cudaSuccess);
+      }
+      ASSERT_EQ(cudaGraphLaunch(execs[g], streams[(replay + g) % 2]), cudaSuccess);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      for (std::size_t i : captured[g]) {
+        m[g].download(cases[i].out);
+        m[g].download(cases[i].lse);
+        cases[i].check("graph " + std::to_string(g) + " replay " + std::to_string(replay) + " case " + std::to_string(i));
+      }
+    }
+  for (auto& e : execs) cudaGraphExecDestroy(e);
   for (auto& st : streams) cudaStreamDestroy(st);
+}
+
+// A caller's allocator (set_device_allocator, as a framework routes scratch to its caching
+// allocator) serves the split parts: the library keeps them in a pool of its own only when no
+// allocator is set. The parts land in the caller's memory and the call merges correctly.
+TEST(CudaDecode, SplitPartsComeFromTheCallersAllocator) {
+  FLASHATTN_REQUIRE_GPU();
+  ScopedEnv memory_merge("FLASHATTN_DECODE_CLUSTER_MERGE", "0");
+  struct Log {
+    std::size_t calls = 0, bytes = 0;
+  } log;
+  DeviceAllocator a;
+  a.ctx = &log;
+  a.allocate = [](std::size_t bytes, int, StreamHandle stream, void* ctx) -> void* {
+    auto* l = static_cast<Log*>(ctx);
+    ++l->calls, l->bytes += bytes;
+    void* p = nullptr;
+    return cudaMallocAsync(&p, bytes, static_cast<cudaStream_t>(stream)) == cudaSuccess ? p : nullptr;
+  };
+  a.deallocate = [](void* p, int, StreamHandle stream, void*) { cudaFreeAsync(p, static_cast<cudaStream_t>(stream)); };
+  DecodeConfig c;
+  c.dtype = DType::f16;
+  c.batch = 2, c.seqlen_q = 1, c.heads_q = 8, c.heads_kv = 2, c.head_dim = 128;
+  c.max_cache = 3000, c.causal = true, c.num_splits = 6;
+  std::mt19937_64 rng(fresh_seed());
+  DecodeCase dc(c, rng);
+  set_device_allocator(a);
+  run_gpu(dc);
+  set_device_allocator(DeviceAllocator{});
+  dc.check("6 splits, caller's allocator");
+  const std::size_t rows = std::size_t(c.batch) * c.heads_q * c.seqlen_q;
+  EXPECT_EQ(log.calls, 1u);
+  EXPECT_EQ(log.bytes, rows * 6 * (c.head_dim + 1) * sizeof(float));  // the parts, nothing else
 }
 
 TEST(CudaDecode, CopyOnWriteCopiesDeviceBlocks) {
@@ -422,7 +481,7 @@ TEST(CudaDecode, ClusterMergeRequiredPastItsLimitIsAClearError) {
 // prefetch while the grid before them runs and wait for it before reading. Stream order
 // (FLASHATTN_DECODE_PDL=0) must give the same bits: the prefetch changes no value. These grids
 // are small, so FLASHATTN_DECODE_PDL=1 asks for the programmatic launch that the engine keeps for
-// large ones by default. (Case 1 is split: stream order either way, beside programmatic calls.)
+// large ones by default. (Case 1 is split, merged through memory.)
 TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
   FLASHATTN_REQUIRE_GPU();
   const std::uint64_t seed0 = fresh_seed();
@@ -461,50 +520,56 @@ TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
 // appended key: B's append and attention kernels must each wait for A before reading it. A is
 // long (16 CTAs streaming 24k keys each) so that B's CTAs are resident, on the SMs A leaves
 // idle, for most of A's run; a missing wait reads the poison (NaN) or a half-written row.
-// (FLASHATTN_DECODE_PDL=1: by default grids this small launch in stream order.)
+// (FLASHATTN_DECODE_PDL=1: by default grids this small launch in stream order.) B runs unsplit
+// and split.
 TEST(CudaDecode, ProgrammaticLaunchWaitsForTheGridBefore) {
   FLASHATTN_REQUIRE_GPU();
   ScopedEnv programmatic("FLASHATTN_DECODE_PDL", "1");
-  const std::uint64_t seed = fresh_seed();
-  DecodeConfig ca;
-  ca.dtype = DType::bf16;
-  ca.batch = 2, ca.heads_q = 8, ca.heads_kv = 8, ca.head_dim = 128, ca.seqlen_q = 1;
-  ca.cache_seqlens = {24000, 23000};
-  ca.causal = true, ca.num_splits = 1;
-  DecodeConfig cb = ca;
-  cb.cache_seqlens = {3000, 1};
-  cb.seqlen_new = 1;
-  std::mt19937_64 rng(seed);
-  DecodeCase a(ca, rng);
-  DecodeCase b(cb, rng);
-  Mirror ma, mb;
-  run_gpu(a);  // A's output, once, for B's expected values
-  a.check("A");
-  b.q = a.out, b.k_new = a.out;
-  b.build_expected();
-  const HostTensor a_out = a.out;
-  // B's query and new key are A's output buffer on the device; everything else B's own, made
-  // (and uploaded) before the timed chain.
-  auto b_view = [&](const HostTensor& h) { return &h == &b.q || &h == &b.k_new ? ma(a.out) : mb(h); };
-  (void)ma(a.out);
-  for (const HostTensor* h : {&a.q, &a.k_cache, &a.v_cache, &a.cache_seqlens, &a.lse}) (void)ma(*h);
-  for (const HostTensor* h : {&b.out, &b.lse, &b.k_cache, &b.v_cache, &b.v_new, &b.cache_seqlens}) (void)mb(*h);
-  cudaStream_t st;
-  ASSERT_EQ(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), cudaSuccess);
-  for (int round = 0; round < 3; ++round) {
-    b.k_cache = b.k_cache_before, b.v_cache = b.v_cache_before;
-    mb.upload(b.k_cache), mb.upload(b.v_cache);
-    ASSERT_EQ(cudaMemsetAsync(ma(a.out).data, 0xff, a.out.bytes(), st), cudaSuccess);  // NaN in bf16
-    ASSERT_EQ(cudaMemsetAsync(mb(b.out).data, 0xff, b.out.bytes(), st), cudaSuccess);
-    a.run(std::ref(ma), st);
-    b.run(b_view, st);
-    ASSERT_EQ(cudaStreamSynchronize(st), cudaSuccess);
-    ma.download(a.out);
-    EXPECT_TRUE(same_bits(a.out, a_out));
-    mb.download(b.out), mb.download(b.lse), mb.download(b.k_cache), mb.download(b.v_cache);
-    b.check("B after A, round " + std::to_string(round));
+  ScopedEnv memory_merge("FLASHATTN_DECODE_CLUSTER_MERGE", "0");
+  for (int b_splits : {1, 4}) {  // B unsplit, and B split (its parts merged through memory)
+    SCOPED_TRACE("B with " + std::to_string(b_splits) + " splits");
+    const std::uint64_t seed = fresh_seed();
+    DecodeConfig ca;
+    ca.dtype = DType::bf16;
+    ca.batch = 2, ca.heads_q = 8, ca.heads_kv = 8, ca.head_dim = 128, ca.seqlen_q = 1;
+    ca.cache_seqlens = {24000, 23000};
+    ca.causal = true, ca.num_splits = 1;
+    DecodeConfig cb = ca;
+    cb.cache_seqlens = {3000, 1};
+    cb.seqlen_new = 1;
+    cb.num_splits = b_splits;
+    std::mt19937_64 rng(seed);
+    DecodeCase a(ca, rng);
+    DecodeCase b(cb, rng);
+    Mirror ma, mb;
+    run_gpu(a);  // A's output, once, for B's expected values
+    a.check("A");
+    b.q = a.out, b.k_new = a.out;
+    b.build_expected();
+    const HostTensor a_out = a.out;
+    // B's query and new key are A's output buffer on the device; everything else B's own, made
+    // (and uploaded) before the timed chain.
+    auto b_view = [&](const HostTensor& h) { return &h == &b.q || &h == &b.k_new ? ma(a.out) : mb(h); };
+    (void)ma(a.out);
+    for (const HostTensor* h : {&a.q, &a.k_cache, &a.v_cache, &a.cache_seqlens, &a.lse}) (void)ma(*h);
+    for (const HostTensor* h : {&b.out, &b.lse, &b.k_cache, &b.v_cache, &b.v_new, &b.cache_seqlens}) (void)mb(*h);
+    cudaStream_t st;
+    ASSERT_EQ(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking), cudaSuccess);
+    for (int round = 0; round < 3; ++round) {
+      b.k_cache = b.k_cache_before, b.v_cache = b.v_cache_before;
+      mb.upload(b.k_cache), mb.upload(b.v_cache);
+      ASSERT_EQ(cudaMemsetAsync(ma(a.out).data, 0xff, a.out.bytes(), st), cudaSuccess);  // NaN in bf16
+      ASSERT_EQ(cudaMemsetAsync(mb(b.out).data, 0xff, b.out.bytes(), st), cudaSuccess);
+      a.run(std::ref(ma), st);
+      b.run(b_view, st);
+      ASSERT_EQ(cudaStreamSynchronize(st), cudaSuccess);
+      ma.download(a.out);
+      EXPECT_TRUE(same_bits(a.out, a_out));
+      mb.download(b.out), mb.download(b.lse), mb.download(b.k_cache), mb.download(b.v_cache);
+      b.check("B after A, round " + std::to_string(round));
+    }
+    cudaStreamDestroy(st);
   }
-  cudaStreamDestroy(st);
 }
 
 }  // namespace flashattn::testing

@@ -33,6 +33,11 @@ void* device_allocate(std::size_t bytes, int device, StreamHandle stream) {
   return p;
 }
 
+bool device_allocator_is_default() {
+  const DeviceAllocator& a = current_allocator();
+  return a.allocate == nullptr;
+}
+
 void device_free(void* ptr, int device, StreamHandle stream) {
   if (ptr == nullptr) return;
   const DeviceAllocator& a = current_allocator();

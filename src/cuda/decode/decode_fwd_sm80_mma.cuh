@@ -102,13 +102,15 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a
   else ptx::mma_m16n8k16_f32_bf16(d, a, b, d);
 }
 
-// kProgrammatic: launched with programmatic stream serialization (sm_90 code only): the kernel
-// lets its dependents start, prefetches its first tile to L2 and waits for the grid before it
-// (decode_l2_prefetch.cuh). A template parameter, not a runtime flag: the block, even skipped,
-// changed the code the compiler made of the rest of the kernel, and batch-1 calls (their time
-// mostly prologue and epilogue) lost 1.2-3 us (H200, graph-replayed: 1 x 4k 11.7 -> 12.9,
-// 1 x 8k 15.3 -> 18.4).
-template <typename T, int kD, SmemTier kTier, bool kProgrammatic>
+// kLaunch (decode_instances.hpp): launched with programmatic stream serialization (sm_90 code
+// only), the kernel lets its dependents start and waits for the grid before it; the unsplit
+// calls' instance first prefetches its first tile to L2 (decode_l2_prefetch.cuh). Template
+// parameters, not runtime flags: a block, even skipped, changes the code the compiler makes of
+// the rest of the kernel, and batch-1 calls (their time mostly prologue and epilogue) pay for it
+// (H200, graph-replayed: the programmatic block behind a runtime flag, 1 x 4k 11.7 -> 12.9 us,
+// 1 x 8k 15.3 -> 18.4; split calls in the prefetching instance with the prefetch skipped, 1 x 4k
+// 11.3-11.4 -> 12.0-12.1, 1 x 8k 14.7 -> 16.3-16.5).
+template <typename T, int kD, SmemTier kTier, KernelLaunch kLaunch>
 __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
     decode_attention_kernel(const DecodeParams p, float* o_part, float* lse_part, int splits, unsigned* split_counters,
                             bool cluster_merge) {
@@ -129,12 +131,12 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int wm = warp % wm_count, wn = warp / wm_count;
 
-  if constexpr (kProgrammatic) {
+  if constexpr (kLaunch != KernelLaunch::stream_order) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     // The next grid launched programmatically may start once every CTA of this one has: its
-    // CTAs take the SMs this grid's last wave leaves idle.
+    // CTAs take the SMs this grid's last wave (or merge) leaves idle.
     ptx::griddepcontrol_launch_dependents();
-    {
+    if constexpr (kLaunch == KernelLaunch::programmatic_l2_prefetch) {
       const MaskBounds hint{p.seqlen_q, p.seqlen_k(b), p.window_left, p.window_right};  // a hint read
       const KeyRange keys = hint.keys_of_rows(row0 / group, (row0 + rows - 1) / group + 1);
       int h0, h1;
@@ -536,7 +538,7 @@ __global__ void __launch_bounds__(DecodeTile<kD, kTier>::kThreads, 1)
     // arrival publishes them (release is cumulative) and, in the last CTA, acquires every other
     // CTA's parts; the second barrier hands that on to the CTA's threads: one fenced atomic per
     // CTA instead of a __threadfence in every thread. The last CTA zeroes the counter for the
-    // next call (split_counters.hpp). The flag lives in the Q region, unused since the main
+    // next call (split_scratch.hpp). The flag lives in the Q region, unused since the main
     // loop (a static __shared__ int would add to a footprint sized to the SM).
     int* last = reinterpret_cast<int*>(smem_raw);
     __syncthreads();

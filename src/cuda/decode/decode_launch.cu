@@ -17,7 +17,7 @@
 #include "cuda/decode/decode_fwd_sm80_mma.cuh"
 #include "cuda/decode/decode_heuristics.hpp"
 #include "cuda/decode/decode_instances.hpp"
-#include "cuda/decode/split_counters.hpp"
+#include "cuda/decode/split_scratch.hpp"
 #include "dispatch/device_memory.hpp"
 #include "inference/decode_engines.hpp"
 
@@ -221,24 +221,26 @@ bool use_cluster_merge(const DecodeParams& p, TileChoice tile, EnvSwitch mode) {
   return fits;
 }
 
-// FLASHATTN_DECODE_PDL: unset = unsplit calls launch programmatically where their kernels run
-// sm_90 code (decode_l2_prefetch.cuh) and the grid gains from it (programmatic_launch_pays,
-// decode_heuristics.hpp); 1 = every unsplit call whose kernels run sm_90 code, whatever its grid
-// (tests of the wait); 0 = every call in plain stream order (the A/B, and tests of both).
+// FLASHATTN_DECODE_PDL: unset = calls launch programmatically (programmatic_launch) where their
+// kernels run sm_90 code and the grid gains from it (programmatic_launch_pays,
+// decode_heuristics.hpp); 1 = wherever their kernels run sm_90 code, whatever the grid (tests of
+// the wait); 0 = every call in plain stream order (the A/B, and tests of both).
 EnvSwitch pdl_mode() { return env_switch("FLASHATTN_DECODE_PDL"); }
 
 // Whether this call's kernels launch programmatically: each then waits in its own code for the
-// grid ahead of it, which only its sm_90 code does (the append's too, when there is one).
-// Unsplit calls only: a split call is one wave whose tail is its merge, and the programmatic
-// kernel's code was slower there (H200, graph us, stream order / programmatic with a one-tile
-// prefetch, same run: 1 x 4k 11.7 / 13.4, 1 x 8k 15.3 / 17.5, 1 x 64k 67.6 / 68.0; see
-// decode_attention_kernel).
-bool programmatic_launch(const DecodeParams& p, TileChoice tile, bool append) {
+// grid ahead of it, which only its sm_90 code does (the append's too, when there is one). Split
+// calls too, but not those merged in clusters (a launch of its own kind), and without the L2
+// prefetch (decode_attention_kernel): a split call is one wave whose tail is its merge, and the
+// gain is the next call's launch and prologue under that tail (H200, graph us, stream order /
+// programmatic, three interleaved rounds of one run: batch 1 x 4k 11.6 / 11.2-11.3, 1 x 8k 15.1 /
+// 14.7, 1 x 64k 66.3 / 65.9-66.0, 1 x 128k 124.7-125.0 / 124.2-124.6, 8 x 8k 64.8-65.0 / 64.9-65.0;
+// with a one-tile prefetch it lost: 1 x 4k 11.7 / 13.4, 1 x 8k 15.3 / 17.5).
+bool programmatic_launch(const DecodeParams& p, TileChoice tile, bool cluster_merge, bool append) {
   const EnvSwitch mode = pdl_mode();
-  if (mode == EnvSwitch::off || p.num_splits != 1 || tile.tier != SmemTier::kib227) return false;
+  if (mode == EnvSwitch::off || cluster_merge || tile.tier != SmemTier::kib227) return false;
   if (mode == EnvSwitch::automatic) {
     const auto [sms, per_sm] = device_slots(p.device.index, kd_for(p.head_dim), tile);
-    if (!decode::programmatic_launch_pays(shape_of(p).ctas(tile.max_rows), sms * per_sm)) return false;
+    if (!decode::programmatic_launch_pays(shape_of(p).ctas(tile.max_rows) * p.num_splits, sms * per_sm)) return false;
   }
   std::lock_guard<std::mutex> lock(device_info_mutex);
   DeviceInfo& info = device_info_locked(p.device.index);
@@ -281,7 +283,7 @@ void cuda_decode(const DecodeParams& p0) {
   const TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + p.num_splits - 1) / p.num_splits);
   const bool cluster_merge = attend && use_cluster_merge(p, tile, mode);
   const bool append = p.k_new != nullptr && p.seqlen_new > 0 && p.batch > 0;
-  const bool programmatic = programmatic_launch(p, tile, append);
+  const bool programmatic = attend && programmatic_launch(p, tile, cluster_merge, append);
   if (append) {
     if (bf16) decode::launch_append<__nv_bfloat16>(p, programmatic, stream);
     else decode::launch_append<__half>(p, programmatic, stream);
@@ -295,17 +297,26 @@ void cuda_decode(const DecodeParams& p0) {
     const std::size_t rows = static_cast<std::size_t>(p.batch) * p.heads_q * p.seqlen_q;
     if (splits > 1 && !cluster_merge) {
       // Parts, and one arrival counter per attention CTA of the unsplit grid (the last CTA of
-      // each to finish merges the parts, see decode_combine_kernel.cuh; split_counters.hpp).
+      // each to finish merges the parts, see decode_combine_kernel.cuh), from the stream's
+      // scratch (split_scratch.hpp); the parts from the device allocator instead when the
+      // caller routes scratch to its own (a framework's caching allocator) or the pool has none.
       const int row_groups = ((p.heads_q / p.heads_kv) * p.seqlen_q + choice.max_rows - 1) / choice.max_rows;
       const std::size_t n_counters = static_cast<std::size_t>(p.batch) * p.heads_kv * row_groups;
       const std::size_t part_floats = rows * splits * (p.head_dim + 1);
-      counters = decode::split_counters_for(p.device.index, stream, n_counters);
+      const decode::SplitScratch pooled =
+          decode::split_scratch_for(p.device.index, stream, n_counters, device_allocator_is_default() ? part_floats : 0);
+      counters = pooled.counters;
+      float* parts = pooled.parts;
       const std::size_t own_counters = counters == nullptr ? n_counters : 0;  // fallback: zeroed here
-      scratch = device_allocate(part_floats * sizeof(float) + own_counters * sizeof(unsigned), p.device.index, p.stream);
-      o_part = static_cast<float*>(scratch);
+      const std::size_t own_floats = parts == nullptr ? part_floats : 0;
+      if (own_counters + own_floats > 0) {
+        scratch = device_allocate(own_floats * sizeof(float) + own_counters * sizeof(unsigned), p.device.index, p.stream);
+        if (parts == nullptr) parts = static_cast<float*>(scratch);
+      }
+      o_part = parts;
       lse_part = o_part + rows * splits * p.head_dim;
       if (own_counters > 0) {
-        counters = reinterpret_cast<unsigned*>(o_part + part_floats);
+        counters = reinterpret_cast<unsigned*>(static_cast<float*>(scratch) + own_floats);
         const cudaError_t err = cudaMemsetAsync(counters, 0, n_counters * sizeof(unsigned), stream);
         if (err != cudaSuccess) device_free(scratch, p.device.index, p.stream);
         FLASHATTN_CUDA_CHECK(err);

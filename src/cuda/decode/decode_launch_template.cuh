@@ -15,7 +15,7 @@ namespace flashattn::detail::decode {
 // The launch configuration of the attention kernel: grid (KV heads x row groups, batch, splits);
 // with the cluster merge, the splits of each (row group, batch row) form one cluster; launched
 // programmatically, it may start before the grid ahead of it in the stream ends (the kernel
-// waits for that grid after prefetching its first tiles: decode_l2_prefetch.cuh).
+// waits for that grid, an unsplit one after prefetching its first tile: decode_l2_prefetch.cuh).
 template <int kD, SmemTier kTier>
 struct AttentionLaunch {
   using Tile = DecodeTile<kD, kTier>;
@@ -48,12 +48,12 @@ struct AttentionLaunch {
 // Opts the kernel in to its dynamic shared memory (> 48 KB) and to clusters of up to 16 CTAs
 // (Hopper's non-portable size; 8 without it), once per device: the calls cost microseconds, as
 // much as a short decode step.
-template <typename T, int kD, SmemTier kTier, bool kProgrammatic = false>
+template <typename T, int kD, SmemTier kTier, KernelLaunch kLaunch = KernelLaunch::stream_order>
 void opt_in_once(int device) {
   static std::atomic<std::uint64_t> opted_in{0};
   const std::uint64_t bit = std::uint64_t(1) << (device & 63);
   if ((opted_in.load(std::memory_order_relaxed) & bit) != 0) return;
-  auto kernel = decode_attention_kernel<T, kD, kTier, kProgrammatic>;
+  auto kernel = decode_attention_kernel<T, kD, kTier, kLaunch>;
   FLASHATTN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                             static_cast<int>(DecodeTile<kD, kTier>::kSmem)));
   int major = 0;
@@ -71,15 +71,24 @@ void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, uns
   AttentionLaunch<kD, kTier> launch(p.heads_kv, p.heads_q, p.seqlen_q, p.batch, p.num_splits, cluster_merge, pdl,
                                     stream);
   if constexpr (kTier == SmemTier::kib227) {
+    if (pdl && p.num_splits == 1) {
+      constexpr KernelLaunch kL = KernelLaunch::programmatic_l2_prefetch;
+      opt_in_once<T, kD, kTier, kL>(p.device.index);
+      FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, kL>, p, o_part,
+                                              lse_part, p.num_splits, split_counters, cluster_merge));
+      return;
+    }
     if (pdl) {
-      opt_in_once<T, kD, kTier, true>(p.device.index);
-      FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, true>, p, o_part,
+      constexpr KernelLaunch kL = KernelLaunch::programmatic;
+      opt_in_once<T, kD, kTier, kL>(p.device.index);
+      FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, kL>, p, o_part,
                                               lse_part, p.num_splits, split_counters, cluster_merge));
       return;
     }
   }
+  constexpr KernelLaunch kL = KernelLaunch::stream_order;
   opt_in_once<T, kD, kTier>(p.device.index);
-  FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, false>, p, o_part,
+  FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, kL>, p, o_part,
                                           lse_part, p.num_splits, split_counters, cluster_merge));
 }
 
@@ -89,7 +98,7 @@ int decode_max_clusters(int device, int splits) {
   opt_in_once<T, kD, kTier>(device);
   AttentionLaunch<kD, kTier> launch(1, 1, 1, 1, splits, true, false, nullptr);
   int n = 0;
-  if (cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<T, kD, kTier, false>, &launch.config) != cudaSuccess) {
+  if (cudaOccupancyMaxActiveClusters(&n, decode_attention_kernel<T, kD, kTier, KernelLaunch::stream_order>, &launch.config) != cudaSuccess) {
     cudaGetLastError();  // no cluster launch of this size here: the caller merges through memory
     return 0;
   }
@@ -98,14 +107,14 @@ int decode_max_clusters(int device, int splits) {
 
 template <int kD, SmemTier kTier>
 bool decode_sm90_code(int device) {
-  return kernel_built_for_sm90(reinterpret_cast<const void*>(&decode_attention_kernel<__nv_bfloat16, kD, kTier, false>),
+  return kernel_built_for_sm90(reinterpret_cast<const void*>(&decode_attention_kernel<__nv_bfloat16, kD, kTier, KernelLaunch::stream_order>),
                                device);
 }
 
 template <int kD, SmemTier kTier>
 int decode_occupancy() {
   using Tile = DecodeTile<kD, kTier>;
-  auto kernel = decode_attention_kernel<__nv_bfloat16, kD, kTier, false>;
+  auto kernel = decode_attention_kernel<__nv_bfloat16, kD, kTier, KernelLaunch::stream_order>;
   int device = 0;
   FLASHATTN_CUDA_CHECK(cudaGetDevice(&device));
   opt_in_once<__nv_bfloat16, kD, kTier>(device);
