@@ -2,12 +2,14 @@
 // bit-identical; split and unsplit within rounding; copy-on-write of device cache blocks.
 #include <gtest/gtest.h>
 
+#include <barrier>
 #include <cstdlib>
 #include <limits>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cpu/decode_case.hpp"
@@ -290,6 +292,52 @@ TEST(CudaDecode, SplitScratchServesEveryCallStreamAndGraph) {
     }
   for (auto& e : execs) cudaGraphExecDestroy(e);
   for (auto& st : streams) cudaStreamDestroy(st);
+}
+
+// cudaStreamPerThread is one handle for a different stream in each thread: split calls on it from
+// two threads at once run concurrently and must not share their scratch (split_scratch.hpp). Each
+// thread queues a run of long split calls (25k keys per CTA), each into an output of its own,
+// the two threads released together, and checks every output after one synchronisation.
+TEST(CudaDecode, SplitScratchKeepsPerThreadStreamsApart) {
+  FLASHATTN_REQUIRE_GPU();
+  ScopedEnv memory_merge("FLASHATTN_DECODE_CLUSTER_MERGE", "0");
+  constexpr int kCalls = 12;
+  const std::uint64_t seed = fresh_seed();
+  std::barrier start(2);
+  auto worker = [&](int t) {
+    DecodeConfig c;
+    c.dtype = DType::bf16;
+    c.batch = 1, c.seqlen_q = 1, c.heads_q = 8, c.heads_kv = 2, c.head_dim = 128;
+    c.max_cache = 200000, c.causal = true, c.num_splits = 8;
+    std::mt19937_64 rng(seed + t);
+    DecodeCase dc(c, rng);
+    Mirror m;
+    dc.out.poison();
+    dc.lse.poison();
+    std::vector<std::unique_ptr<DeviceBuffer>> outs, lses;
+    for (int i = 0; i < kCalls; ++i) {
+      outs.push_back(std::make_unique<DeviceBuffer>(dc.out));
+      lses.push_back(std::make_unique<DeviceBuffer>(dc.lse));
+    }
+    for (const HostTensor* h : {&dc.q, &dc.k_cache, &dc.v_cache, &dc.cache_seqlens}) (void)m(*h);
+    start.arrive_and_wait();
+    for (int i = 0; i < kCalls; ++i)
+      dc.run(
+          [&](const HostTensor& h) { return &h == &dc.out ? outs[i]->view() : &h == &dc.lse ? lses[i]->view() : m(h); },
+          cudaStreamPerThread);
+    if (cudaStreamSynchronize(cudaStreamPerThread) != cudaSuccess) {
+      ADD_FAILURE() << "thread " << t << ": cudaStreamSynchronize";
+      return;
+    }
+    for (int i = 0; i < kCalls; ++i) {
+      outs[i]->download(dc.out);
+      lses[i]->download(dc.lse);
+      dc.check("thread " + std::to_string(t) + " call " + std::to_string(i));
+    }
+  };
+  std::thread a(worker, 0), b(worker, 1);
+  a.join();
+  b.join();
 }
 
 // A caller's allocator (set_device_allocator, as a framework routes scratch to its caching

@@ -3,7 +3,8 @@
 
 #include <map>
 #include <mutex>
-#include <utility>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 namespace flashattn::detail::decode {
@@ -66,8 +67,9 @@ struct Region {
 struct DevicePool {
   Chunks<unsigned> counters{kChunkCounters, true};
   Chunks<float> parts{kChunkPartFloats, false};
-  // Keyed by stream and capture sequence (0: not capturing).
-  std::map<std::pair<cudaStream_t, unsigned long long>, Region> regions;
+  // Keyed by stream, thread (cudaStreamPerThread only: one handle, a stream per thread) and
+  // capture sequence (0: not capturing).
+  std::map<std::tuple<cudaStream_t, std::thread::id, unsigned long long>, Region> regions;
 };
 
 }  // namespace
@@ -85,7 +87,8 @@ SplitScratch split_scratch_for(int device, cudaStream_t stream, std::size_t n_co
   std::lock_guard<std::mutex> lock(mu);
   if (static_cast<int>(pools.size()) <= device) pools.resize(static_cast<std::size_t>(device) + 1);
   DevicePool& pool = pools[static_cast<std::size_t>(device)];
-  Region& region = pool.regions[{stream, capturing ? capture_id : 0}];
+  const std::thread::id thread = stream == cudaStreamPerThread ? std::this_thread::get_id() : std::thread::id{};
+  Region& region = pool.regions[{stream, thread, capturing ? capture_id : 0}];
   if (region.n_counters < n_counters) {
     if (unsigned* c = pool.counters.carve(n_counters, stream, !capturing)) region.counters = c, region.n_counters = n_counters;
   }

@@ -13,7 +13,8 @@
 // once it has. Calls that run one after another may therefore share both; calls that may run
 // at once may not:
 // - an eager call takes its stream's region: calls on one stream run one after another (a
-//   programmatic one reads and writes neither before griddepcontrol.wait);
+//   programmatic one reads and writes neither before griddepcontrol.wait); cudaStreamPerThread
+//   names a different stream in each thread, so it has a region per thread;
 // - a call captured into a CUDA graph takes the region of its capture and stream: every call
 //   captured later on that stream depends on it in the graph. (Two instantiations of one graph
 //   launched to run at once would share it: not supported.)
