@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/common/cuda_check.cuh"
 #include "cuda/common/kernel_built_for_sm90.hpp"
@@ -70,26 +71,18 @@ void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, uns
   const bool pdl = kTier == SmemTier::kib227 && programmatic;
   AttentionLaunch<kD, kTier> launch(p.heads_kv, p.heads_q, p.seqlen_q, p.batch, p.num_splits, cluster_merge, pdl,
                                     stream);
+  auto launch_as = [&](auto kind) {
+    constexpr KernelLaunch kL = decltype(kind)::value;
+    opt_in_once<T, kD, kTier, kL>(p.device.index);
+    FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, kL>, p, o_part,
+                                            lse_part, p.num_splits, split_counters, cluster_merge));
+  };
+  using L = KernelLaunch;
   if constexpr (kTier == SmemTier::kib227) {
-    if (pdl && p.num_splits == 1) {
-      constexpr KernelLaunch kL = KernelLaunch::programmatic_l2_prefetch;
-      opt_in_once<T, kD, kTier, kL>(p.device.index);
-      FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, kL>, p, o_part,
-                                              lse_part, p.num_splits, split_counters, cluster_merge));
-      return;
-    }
-    if (pdl) {
-      constexpr KernelLaunch kL = KernelLaunch::programmatic;
-      opt_in_once<T, kD, kTier, kL>(p.device.index);
-      FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, kL>, p, o_part,
-                                              lse_part, p.num_splits, split_counters, cluster_merge));
-      return;
-    }
+    if (pdl && p.num_splits == 1) return launch_as(std::integral_constant<L, L::programmatic_l2_prefetch>{});
+    if (pdl) return launch_as(std::integral_constant<L, L::programmatic>{});
   }
-  constexpr KernelLaunch kL = KernelLaunch::stream_order;
-  opt_in_once<T, kD, kTier>(p.device.index);
-  FLASHATTN_CUDA_CHECK(cudaLaunchKernelEx(&launch.config, decode_attention_kernel<T, kD, kTier, kL>, p, o_part,
-                                          lse_part, p.num_splits, split_counters, cluster_merge));
+  launch_as(std::integral_constant<L, L::stream_order>{});
 }
 
 template <int kD, SmemTier kTier>
