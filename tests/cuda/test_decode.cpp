@@ -48,6 +48,12 @@ void run_gpu(DecodeCase& dc) {
   m.download(dc.v_cache);
 }
 
+// run_gpu with the environment variable `name` set to `value` for the call (a mode switch).
+void run_gpu_with_env(DecodeCase& dc, const char* name, const char* value) {
+  ScopedEnv env(name, value);
+  run_gpu(dc);
+}
+
 // The call fails with an `unsupported` error whose message names `what`, and writes nothing:
 // neither the output nor the cache it would append to.
 void expect_unsupported_writing_nothing(DecodeCase& dc, const std::string& what) {
@@ -493,14 +499,8 @@ TEST(CudaDecode, ClusterMergeMatchesTheMemoryMerge) {
           std::mt19937_64 rng(seed0 + it++);
           DecodeCase in_cluster(c, rng);
           DecodeCase in_memory = in_cluster;
-          {
-            ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", "1");
-            run_gpu(in_cluster);
-          }
-          {
-            ScopedEnv mode("FLASHATTN_DECODE_CLUSTER_MERGE", "0");
-            run_gpu(in_memory);
-          }
+          run_gpu_with_env(in_cluster, "FLASHATTN_DECODE_CLUSTER_MERGE", "1");
+          run_gpu_with_env(in_memory, "FLASHATTN_DECODE_CLUSTER_MERGE", "0");
           in_cluster.check("cluster merge");
           in_memory.check("memory merge");
           EXPECT_LE(max_ulps_apart(in_cluster.out, in_memory.out, c.dtype), 2.0);
@@ -548,14 +548,8 @@ TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
     std::mt19937_64 rng(seed0 + it);
     DecodeCase programmatic(c, rng);
     DecodeCase ordered = programmatic;
-    {
-      ScopedEnv mode("FLASHATTN_DECODE_PDL", "1");
-      run_gpu(programmatic);
-    }
-    {
-      ScopedEnv mode("FLASHATTN_DECODE_PDL", "0");
-      run_gpu(ordered);
-    }
+    run_gpu_with_env(programmatic, "FLASHATTN_DECODE_PDL", "1");
+    run_gpu_with_env(ordered, "FLASHATTN_DECODE_PDL", "0");
     programmatic.check("programmatic");
     ordered.check("stream order");
     EXPECT_TRUE(same_bits(programmatic.out, ordered.out));
