@@ -3,10 +3,13 @@
 #include <gtest/gtest.h>
 
 #include <barrier>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <limits>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -302,14 +305,41 @@ TEST(CudaDecode, SplitScratchServesEveryCallStreamAndGraph) {
 
 // cudaStreamPerThread is one handle for a different stream in each thread: split calls on it from
 // two threads at once run concurrently and must not share their scratch (split_scratch.hpp). Each
-// thread queues a run of long split calls (25k keys per CTA), each into an output of its own,
-// the two threads released together, and checks every output after one synchronisation.
+// thread makes one call to set up its scratch, then queues a run of long split calls (25k keys per
+// CTA, each into an output of its own) behind a gate: a host function on a third stream that
+// returns once both threads have queued everything, so the two runs start together on the device
+// (without it, the runs overlapped in some runs only: a build sharing the threads' scratch
+// passed one time in three).
 TEST(CudaDecode, SplitScratchKeepsPerThreadStreamsApart) {
   FLASHATTN_REQUIRE_GPU();
   ScopedEnv memory_merge("FLASHATTN_DECODE_CLUSTER_MERGE", "0");
   constexpr int kCalls = 12;
   const std::uint64_t seed = fresh_seed();
-  std::barrier start(2);
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    int queued = 0;
+    bool opened_by_both = false;
+  } gate;
+  cudaStream_t gate_stream = nullptr;
+  cudaEvent_t opened = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&gate_stream, cudaStreamNonBlocking), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&opened, cudaEventDisableTiming), cudaSuccess);
+  // Bounded wait: should a call block on its own stream, the test fails instead of hanging.
+  auto hold = [](void* p) {
+    auto* g = static_cast<Gate*>(p);
+    std::unique_lock<std::mutex> lock(g->mu);
+    g->opened_by_both = g->cv.wait_for(lock, std::chrono::seconds(60), [g] { return g->queued == 2; });
+  };
+  // The gate closes once both threads are set up (the set-up's synchronous copies on the legacy
+  // stream wait for every per-thread stream, so none may wait at the gate before), and its
+  // clock starts then.
+  bool gate_closed = false;
+  auto close_gate = [&]() noexcept {
+    gate_closed = cudaLaunchHostFunc(gate_stream, hold, &gate) == cudaSuccess &&
+                  cudaEventRecord(opened, gate_stream) == cudaSuccess;
+  };
+  std::barrier set_up(2, close_gate);
   auto worker = [&](int t) {
     DecodeConfig c;
     c.dtype = DType::bf16;
@@ -321,18 +351,26 @@ TEST(CudaDecode, SplitScratchKeepsPerThreadStreamsApart) {
     dc.out.poison();
     dc.lse.poison();
     std::vector<std::unique_ptr<DeviceBuffer>> outs, lses;
-    for (int i = 0; i < kCalls; ++i) {
+    for (int i = 0; i <= kCalls; ++i) {  // the last pair for the set-up call
       outs.push_back(std::make_unique<DeviceBuffer>(dc.out));
       lses.push_back(std::make_unique<DeviceBuffer>(dc.lse));
     }
-    for (const HostTensor* h : {&dc.q, &dc.k_cache, &dc.v_cache, &dc.cache_seqlens}) (void)m(*h);
-    start.arrive_and_wait();
-    for (int i = 0; i < kCalls; ++i)
-      dc.run(
-          [&](const HostTensor& h) { return &h == &dc.out ? outs[i]->view() : &h == &dc.lse ? lses[i]->view() : m(h); },
-          cudaStreamPerThread);
-    if (cudaStreamSynchronize(cudaStreamPerThread) != cudaSuccess) {
-      ADD_FAILURE() << "thread " << t << ": cudaStreamSynchronize";
+    auto buffers = [&](int i) {
+      return [&, i](const HostTensor& h) { return &h == &dc.out ? outs[i]->view() : &h == &dc.lse ? lses[i]->view() : m(h); };
+    };
+    dc.run(buffers(kCalls), cudaStreamPerThread);  // sets up this thread's scratch outside the gated run
+    bool ready = cudaStreamSynchronize(cudaStreamPerThread) == cudaSuccess;
+    set_up.arrive_and_wait();
+    ready = ready && gate_closed && cudaStreamWaitEvent(cudaStreamPerThread, opened, 0) == cudaSuccess;
+    if (ready)
+      for (int i = 0; i < kCalls; ++i) dc.run(buffers(i), cudaStreamPerThread);
+    {
+      std::lock_guard<std::mutex> lock(gate.mu);
+      ++gate.queued;
+    }
+    gate.cv.notify_all();
+    if (!ready || cudaStreamSynchronize(cudaStreamPerThread) != cudaSuccess) {
+      ADD_FAILURE() << "thread " << t << ": stream error";
       return;
     }
     for (int i = 0; i < kCalls; ++i) {
@@ -344,6 +382,9 @@ TEST(CudaDecode, SplitScratchKeepsPerThreadStreamsApart) {
   std::thread a(worker, 0), b(worker, 1);
   a.join();
   b.join();
+  EXPECT_TRUE(gate.opened_by_both) << "the gate timed out: the two runs did not start together";
+  cudaEventDestroy(opened);
+  cudaStreamDestroy(gate_stream);
 }
 
 // A caller's allocator (set_device_allocator, as a framework routes scratch to its caching
