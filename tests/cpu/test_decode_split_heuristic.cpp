@@ -53,6 +53,18 @@ TEST(DecodeSplitHeuristic, ProgrammaticLaunchSkipsPartFilledSingleWaves) {
   EXPECT_FALSE(programmatic_launch_pays(192, 2 * kSms));
 }
 
+TEST(DecodeSplitHeuristic, SeveralWavesTakeTheTwoPerSmTileWherePackedAsTightly) {
+  auto two_per_sm = [](int batch, int keys) { return prefer_smaller_tile(8 * batch, keys, kSms, 1, 2); };
+  for (int batch : {17, 24, 32, 33, 64, 128, 512}) EXPECT_TRUE(two_per_sm(batch, 4096)) << batch;
+  EXPECT_TRUE(two_per_sm(24, 8192));
+  for (int batch : {1, 8, 16}) EXPECT_FALSE(two_per_sm(batch, 4096)) << batch;  // one wave of the big tile
+  EXPECT_FALSE(two_per_sm(48, 4096));   // 384 CTAs: 97% of 3 x 132 slots, 73% of 2 x 264
+  EXPECT_FALSE(two_per_sm(40, 4096));   // 320 CTAs: 81% of 3 x 132, 61% of 2 x 264
+  EXPECT_FALSE(two_per_sm(64, 16384));  // long CTAs keep the big tile
+  EXPECT_FALSE(prefer_smaller_tile(400, 4096, kSms, 1, 1));  // no more slots: nothing to gain
+  EXPECT_FALSE(prefer_smaller_tile(400, 4096, kSms, 2, 2));
+}
+
 // Resident clusters of s one-CTA-per-SM CTAs on an H200 (cudaOccupancyMaxActiveClusters): 66 of
 // 2, 30 of 4, 15 of 8, 7 of 10-16; 9 fits 8 clusters (the engine took 9 splits at 1 x 2k).
 int h200_clusters(int s) { return s <= 2 ? 66 : s <= 4 ? 30 : s <= 6 ? 21 : s <= 8 ? 15 : s == 9 ? 8 : 7; }

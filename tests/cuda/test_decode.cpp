@@ -598,6 +598,38 @@ TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
   }
 }
 
+// An unsplit grid of more than one wave of the one-CTA-per-SM tile runs on the two-per-SM tile
+// where that packs it as tightly (prefer_smaller_tile; head dim 128 on Hopper): such grids (a
+// few CTAs past one per SM, and four per SM less two) against the oracle, launched programmatically and in
+// stream order with the same bits.
+TEST(CudaDecode, SeveralWaveGridsMatchTheOracle) {
+  FLASHATTN_REQUIRE_GPU();
+  int sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  const std::uint64_t seed0 = fresh_seed();
+  for (int it = 0; it < 2; ++it) {
+    DecodeConfig c;
+    c.dtype = it ? DType::f16 : DType::bf16;
+    c.heads_q = 8, c.heads_kv = 2, c.head_dim = it ? 120 : 128, c.seqlen_q = 1;
+    c.batch = it ? 2 * sms - 1 : sms / 2 + 3;  // 4 * sms - 2 or sms + 6 (sms + 5) CTAs
+    c.max_cache = 700;
+    c.layout = it ? Layout::paged : Layout::contiguous;
+    c.block_size = 16;
+    c.causal = true;
+    c.num_splits = 0;  // the engine's choice: no split for grids this large
+    SCOPED_TRACE("case " + std::to_string(it));
+    std::mt19937_64 rng(seed0 + it);
+    DecodeCase programmatic(c, rng);
+    DecodeCase ordered = programmatic;
+    run_gpu_with_env(programmatic, "FLASHATTN_DECODE_PDL", "1");
+    run_gpu_with_env(ordered, "FLASHATTN_DECODE_PDL", "0");
+    programmatic.check("programmatic");
+    ordered.check("stream order");
+    EXPECT_TRUE(same_bits(programmatic.out, ordered.out));
+    EXPECT_TRUE(same_bits(programmatic.lse, ordered.lse));
+  }
+}
+
 // A programmatic decode call starts while the call before it still runs (a programmatic decode
 // grid lets its dependents start at once). Call A's output, poisoned before A, is call B's query and its
 // appended key: B's append and attention kernels must each wait for A before reading it. A is

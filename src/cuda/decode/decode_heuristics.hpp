@@ -100,6 +100,35 @@ int prefer_cluster_splits(int memory_splits, int key_tiles, Fits&& fits) {
 // CTAs: 216.8 programmatic, 178.2 in stream order.)
 inline bool programmatic_launch_pays(int ctas, int slots) { return ctas > slots || ctas * 10 >= slots * 9; }
 
+// Whether an unsplit grid of `ctas` CTAs, each over at most `keys` keys, runs on a tile that
+// holds `small_per_sm` CTAs per SM rather than the one of `big_per_sm`: where the big tile needs
+// more than one wave and the small one packs the grid at least as tightly into its slots. A
+// grid just past one wave of the big tile then runs in one wave, and between the waves of a
+// one-CTA-per-SM grid each SM drains its last tiles and refills its ring for the next CTA with
+// nothing else in flight, where two CTAs per SM refill one while the other streams. H200, GQA
+// 32/8, d128, one token, us eager / graph, 227 KiB tile (one per SM; unsplit grids of several
+// waves launched programmatically) then 99 KiB tile (two per SM, likewise), one run, same in a
+// second round within 0.5%:
+//   batch 17 x 8k (136 CTAs)  215.7 / 207.2   187.3 / 184.6
+//   batch 24 x 8k (192)       220.5 / 217.5   206.4 / 203.1
+//   batch 32 x 4k (256)       128.0 / 123.7   127.2 / 123.3
+//   batch 64 x 4k (512)       247.8 / 243.4   246.7 / 242.3
+//   batch 128 x 4k (1024)     497.7 / 493.3   486.9 / 482.8
+//   batch 64 x 16k (512)      953.4 / 949.2   954.8 / 951.0, block size 16: 973.2 / 970.2  996.0 / 991.6
+// At 16k keys per CTA a wave's refill is a small share of it and the paged cache ran slower on
+// the small tile (why was not found), hence `keys` <= kSmallTileMaxKeys. Where the small tile
+// would leave more slots idle it loses (the rule keeps the big one): batch 48 x 4k (384 CTAs: 97%
+// of 3 x 132 slots, 73% of 2 x 264) 188.3 / 184.1 against 216.3 / 213.8 (stream order).
+constexpr int kSmallTileMaxKeys = 8192;
+
+inline bool prefer_smaller_tile(int ctas, int keys, int sms, int big_per_sm, int small_per_sm) {
+  const int big_slots = sms * big_per_sm, small_slots = sms * small_per_sm;
+  if (ctas <= big_slots || small_slots <= big_slots || keys > kSmallTileMaxKeys) return false;
+  // Slots the grid's waves span: the same CTAs over fewer slots pack tighter.
+  auto spanned = [ctas](int slots) { return (ctas + slots - 1) / slots * slots; };
+  return spanned(small_slots) <= spanned(big_slots);
+}
+
 // ---- Tried and rejected: spreading the work over every SM (H200, GQA 32/8, d128, bf16, one
 // token, CUDA-graph us per call, contiguous cache; each line one session, same run as the
 // baseline; the code of each lives in that session's report, not here).

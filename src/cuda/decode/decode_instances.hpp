@@ -15,16 +15,23 @@ namespace flashattn::detail::decode {
 enum class SmemTier { kib99, kib163, kib227 };
 
 // How the attention kernel is launched, each a kernel of its own (decode_attention_kernel): in
-// stream order; programmatically (sm_90 code, the 227 KiB tier), waiting for the grid before it
-// in the kernel; programmatically with its first tile prefetched to L2 before that wait, for
-// unsplit calls (decode_l2_prefetch.cuh: split calls lost with it).
+// stream order; programmatically (sm_90 code, the tiles of has_programmatic_launch), waiting for
+// the grid before it in the kernel; programmatically with its first tile prefetched to L2 before
+// that wait, for unsplit calls (decode_l2_prefetch.cuh: split calls lost with it).
 enum class KernelLaunch { stream_order, programmatic, programmatic_l2_prefetch };
+
+// The tiles a Hopper GPU runs, the only ones built in the programmatic kinds as well: the 227 KiB
+// tiles, and head dim 128's 99 KiB tile, which unsplit grids of several waves take there
+// (prefer_smaller_tile, decode_heuristics.hpp).
+constexpr bool has_programmatic_launch(int kD, SmemTier tier) {
+  return tier == SmemTier::kib227 || (kD == 128 && tier == SmemTier::kib99);
+}
 
 // p.num_splits > 1 merges the splits in the kernel: with cluster_merge through the shared
 // memory of a cluster of p.num_splits CTAs (sm_90 code only; o_part, lse_part and
 // split_counters unused), otherwise o_part / lse_part hold the parts and split_counters (batch
-// x CTAs per batch row) must be zero on entry. `programmatic` (sm_90 code only; the 227 KiB tier,
-// others ignore it) launches it with programmatic stream serialization (KernelLaunch; not with
+// x CTAs per batch row) must be zero on entry. `programmatic` (sm_90 code only; tiles without
+// has_programmatic_launch ignore it) launches it with programmatic stream serialization (KernelLaunch; not with
 // cluster_merge).
 template <typename T, int kD, SmemTier kTier>
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,

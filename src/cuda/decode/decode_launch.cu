@@ -203,6 +203,19 @@ int device_splits(const DecodeShape& sh, TileChoice choice, EnvSwitch mode) {
   });
 }
 
+// The tile of an unsplit call: head dim 128's 227 KiB tile (one CTA per SM) gives way to its
+// 99 KiB tile (two per SM) for grids of several waves of short CTAs that the latter packs as
+// tightly (prefer_smaller_tile, decode_heuristics.hpp). Both hold 64 query rows: same grid.
+TileChoice for_grid(TileChoice choice, const DecodeShape& sh) {
+  if (kd_for(sh.head_dim) != 128 || choice.tier != SmemTier::kib227) return choice;
+  const TileChoice two_per_sm{SmemTier::kib99, DecodeTile<128, SmemTier::kib99>::kMaxRows};
+  const auto [sms, big_per_sm] = device_slots(sh.device, 128, choice);
+  const int small_per_sm = device_slots(sh.device, 128, two_per_sm).second;
+  const bool smaller = decode::prefer_smaller_tile(sh.ctas(choice.max_rows), sh.max_seqlen_k, sms, big_per_sm, small_per_sm);
+  return smaller ? two_per_sm : choice;
+}
+static_assert(DecodeTile<128, SmemTier::kib99>::kMaxRows == DecodeTile<128, SmemTier::kib227>::kMaxRows);
+
 int resolve_splits(const DecodeParams& p, TileChoice choice, EnvSwitch mode) {
   if (p.num_splits > 0) return std::min(p.num_splits, decode::kMaxSplits);
   return device_splits(shape_of(p), choice, mode);
@@ -237,7 +250,7 @@ EnvSwitch pdl_mode() { return env_switch("FLASHATTN_DECODE_PDL"); }
 // with a one-tile prefetch it lost: 1 x 4k 11.7 / 13.4, 1 x 8k 15.3 / 17.5).
 bool programmatic_launch(const DecodeParams& p, TileChoice tile, bool cluster_merge, bool append) {
   const EnvSwitch mode = pdl_mode();
-  if (mode == EnvSwitch::off || cluster_merge || tile.tier != SmemTier::kib227) return false;
+  if (mode == EnvSwitch::off || cluster_merge || !decode::has_programmatic_launch(kd_for(p.head_dim), tile.tier)) return false;
   if (mode == EnvSwitch::automatic) {
     const auto [sms, per_sm] = device_slots(p.device.index, kd_for(p.head_dim), tile);
     if (!decode::programmatic_launch_pays(shape_of(p).ctas(tile.max_rows) * p.num_splits, sms * per_sm)) return false;
@@ -280,7 +293,8 @@ void cuda_decode(const DecodeParams& p0) {
   // that cannot run is an error, the cache not yet appended to).
   const EnvSwitch mode = cluster_mode();
   p.num_splits = attend ? resolve_splits(p, choice, mode) : 1;
-  const TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + p.num_splits - 1) / p.num_splits);
+  TileChoice tile = for_split_length(choice, p.head_dim, (p.k_rows.capacity() + p.num_splits - 1) / p.num_splits);
+  if (p.num_splits == 1) tile = for_grid(tile, shape_of(p));
   const bool cluster_merge = attend && use_cluster_merge(p, tile, mode);
   const bool append = p.k_new != nullptr && p.seqlen_new > 0 && p.batch > 0;
   const bool programmatic = attend && programmatic_launch(p, tile, cluster_merge, append);

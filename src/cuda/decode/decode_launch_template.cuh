@@ -66,9 +66,10 @@ void opt_in_once(int device) {
 template <typename T, int kD, SmemTier kTier>
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
                       bool cluster_merge, bool programmatic, cudaStream_t stream) {
-  // The programmatic kernel exists for Hopper's tier only (the one tier an sm_90 device picks);
+  // The programmatic kernels exist for the tiles a Hopper GPU runs (has_programmatic_launch);
   // the others launch in stream order whatever the caller asked.
-  const bool pdl = kTier == SmemTier::kib227 && programmatic;
+  constexpr bool kHasPdl = has_programmatic_launch(kD, kTier);
+  const bool pdl = kHasPdl && programmatic;
   AttentionLaunch<kD, kTier> launch(p.heads_kv, p.heads_q, p.seqlen_q, p.batch, p.num_splits, cluster_merge, pdl,
                                     stream);
   auto launch_as = [&](auto kind) {
@@ -78,7 +79,7 @@ void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, uns
                                             lse_part, p.num_splits, split_counters, cluster_merge));
   };
   using L = KernelLaunch;
-  if constexpr (kTier == SmemTier::kib227) {
+  if constexpr (kHasPdl) {
     if (pdl && p.num_splits == 1) return launch_as(std::integral_constant<L, L::programmatic_l2_prefetch>{});
     if (pdl) return launch_as(std::integral_constant<L, L::programmatic>{});
   }
