@@ -505,6 +505,20 @@ TEST(CudaDecode, NoTileFitsIsAClearErrorAndWritesNothing) {
   expect_unsupported_writing_nothing(dc, "shared memory");
 }
 
+// Runs case `c` launched programmatically (FLASHATTN_DECODE_PDL=1) and in stream order: both
+// match the oracle, with the same bits.
+void expect_programmatic_matches_stream_order(const DecodeConfig& c, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  DecodeCase programmatic(c, rng);
+  DecodeCase ordered = programmatic;
+  run_gpu_with_env(programmatic, "FLASHATTN_DECODE_PDL", "1");
+  run_gpu_with_env(ordered, "FLASHATTN_DECODE_PDL", "0");
+  programmatic.check("programmatic");
+  ordered.check("stream order");
+  EXPECT_TRUE(same_bits(programmatic.out, ordered.out));
+  EXPECT_TRUE(same_bits(programmatic.lse, ordered.lse));
+}
+
 }  // namespace
 // The splits' merge through a cluster's shared memory (sm_90) and through global memory, each
 // required in turn (FLASHATTN_DECODE_CLUSTER_MERGE=1 / 0), against the oracle and each other:
@@ -586,22 +600,14 @@ TEST(CudaDecode, ProgrammaticLaunchIsBitIdenticalToStreamOrder) {
     c.causal = true;
     c.num_splits = it == 1 ? 5 : 1;
     SCOPED_TRACE("case " + std::to_string(it));
-    std::mt19937_64 rng(seed0 + it);
-    DecodeCase programmatic(c, rng);
-    DecodeCase ordered = programmatic;
-    run_gpu_with_env(programmatic, "FLASHATTN_DECODE_PDL", "1");
-    run_gpu_with_env(ordered, "FLASHATTN_DECODE_PDL", "0");
-    programmatic.check("programmatic");
-    ordered.check("stream order");
-    EXPECT_TRUE(same_bits(programmatic.out, ordered.out));
-    EXPECT_TRUE(same_bits(programmatic.lse, ordered.lse));
+    expect_programmatic_matches_stream_order(c, seed0 + it);
   }
 }
 
 // An unsplit grid of more than one wave of the one-CTA-per-SM tile runs on the two-per-SM tile
-// where that packs it as tightly (prefer_smaller_tile; head dim 128 on Hopper): such grids (a
-// few CTAs past one per SM, and four per SM less two) against the oracle, launched programmatically and in
-// stream order with the same bits.
+// where that packs it as tightly (prefer_smaller_tile; head dim 128 on Hopper): such grids (a few
+// CTAs past one per SM, and four per SM less two) against the oracle, launched programmatically
+// and in stream order with the same bits.
 TEST(CudaDecode, SeveralWaveGridsMatchTheOracle) {
   FLASHATTN_REQUIRE_GPU();
   int sms = 0;
@@ -618,15 +624,7 @@ TEST(CudaDecode, SeveralWaveGridsMatchTheOracle) {
     c.causal = true;
     c.num_splits = 0;  // the engine's choice: no split for grids this large
     SCOPED_TRACE("case " + std::to_string(it));
-    std::mt19937_64 rng(seed0 + it);
-    DecodeCase programmatic(c, rng);
-    DecodeCase ordered = programmatic;
-    run_gpu_with_env(programmatic, "FLASHATTN_DECODE_PDL", "1");
-    run_gpu_with_env(ordered, "FLASHATTN_DECODE_PDL", "0");
-    programmatic.check("programmatic");
-    ordered.check("stream order");
-    EXPECT_TRUE(same_bits(programmatic.out, ordered.out));
-    EXPECT_TRUE(same_bits(programmatic.lse, ordered.lse));
+    expect_programmatic_matches_stream_order(c, seed0 + it);
   }
 }
 

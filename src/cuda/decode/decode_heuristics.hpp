@@ -65,6 +65,12 @@ inline int choose_device_splits(int ctas, int sms, int per_sm, int key_tiles) {
 //   1 x 2k: 8 splits 9.6 / 10.4, 9 splits 10.0 / -, 16 splits - / 10.2  -> 8 (was 16)
 //   1 x 4k: 8 splits 12.5 / 13.5, 16 splits - / 11.8                    -> 16 (8 is 8 grains)
 //   2 x 2k: 6 splits 11.9 / 12.7, 8 splits  - / 11.7                    -> 8 (6 is 6 grains)
+// Cluster-merged calls launched programmatically (session 11, a build allowing it, H200, graph
+// us, two rounds of one run, cluster / cluster programmatic): 8 clusters of 8 at 1 x 2k 9.4 /
+// 9.1-9.2, at 1 x 4k 12.5 / 12.0-12.1 (the memory merge's 16 splits: 11.3-11.4); 1 x 1k 8.2 / 8.2.
+// Only the 2k row gains, and grids of 64 CTAs lose elsewhere when launched so
+// (programmatic_launch_pays), so cluster-merged calls stay in stream order. (Splits of 10-14 at
+// 1 x 4k do not fit as clusters on an H200 and ran the memory merge: 12.2-13.2 against 11.3.)
 constexpr int kClusterMinSplitTiles = 2;
 constexpr int kClusterMaxSplitTiles = 4;
 constexpr int kMaxClusterSplits = 16;  // the most splits one cluster holds: Hopper's non-portable limit
