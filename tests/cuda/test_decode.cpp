@@ -505,16 +505,25 @@ TEST(CudaDecode, NoTileFitsIsAClearErrorAndWritesNothing) {
   expect_unsupported_writing_nothing(dc, "shared memory");
 }
 
-// Runs case `c` launched programmatically (FLASHATTN_DECODE_PDL=1) and in stream order: both
-// match the oracle, with the same bits.
-void expect_programmatic_matches_stream_order(const DecodeConfig& c, std::uint64_t seed) {
+// Case `c` run with the mode switch `name` at 1 and at 0 (the same inputs), each checked against
+// the oracle, for the caller to compare the two.
+struct OnAndOff {
+  DecodeCase on, off;
+};
+OnAndOff run_on_and_off(const DecodeConfig& c, std::uint64_t seed, const char* name) {
   std::mt19937_64 rng(seed);
-  DecodeCase programmatic(c, rng);
-  DecodeCase ordered = programmatic;
-  run_gpu_with_env(programmatic, "FLASHATTN_DECODE_PDL", "1");
-  run_gpu_with_env(ordered, "FLASHATTN_DECODE_PDL", "0");
-  programmatic.check("programmatic");
-  ordered.check("stream order");
+  DecodeCase on(c, rng);
+  DecodeCase off = on;
+  run_gpu_with_env(on, name, "1");
+  run_gpu_with_env(off, name, "0");
+  on.check(std::string(name) + "=1");
+  off.check(std::string(name) + "=0");
+  return {std::move(on), std::move(off)};
+}
+
+// Case `c` launched programmatically and in stream order: the same bits.
+void expect_programmatic_matches_stream_order(const DecodeConfig& c, std::uint64_t seed) {
+  const auto [programmatic, ordered] = run_on_and_off(c, seed, "FLASHATTN_DECODE_PDL");
   EXPECT_TRUE(same_bits(programmatic.out, ordered.out));
   EXPECT_TRUE(same_bits(programmatic.lse, ordered.lse));
 }
@@ -551,13 +560,7 @@ TEST(CudaDecode, ClusterMergeMatchesTheMemoryMerge) {
           c.num_splits = splits;
           SCOPED_TRACE("limit " + std::to_string(limit) + " head_dim " + std::to_string(d) + " splits " +
                        std::to_string(splits) + " seqlen_q " + std::to_string(sq));
-          std::mt19937_64 rng(seed0 + it++);
-          DecodeCase in_cluster(c, rng);
-          DecodeCase in_memory = in_cluster;
-          run_gpu_with_env(in_cluster, "FLASHATTN_DECODE_CLUSTER_MERGE", "1");
-          run_gpu_with_env(in_memory, "FLASHATTN_DECODE_CLUSTER_MERGE", "0");
-          in_cluster.check("cluster merge");
-          in_memory.check("memory merge");
+          const auto [in_cluster, in_memory] = run_on_and_off(c, seed0 + it++, "FLASHATTN_DECODE_CLUSTER_MERGE");
           EXPECT_LE(max_ulps_apart(in_cluster.out, in_memory.out, c.dtype), 2.0);
           EXPECT_LE(max_ulps_apart(in_cluster.lse, in_memory.lse, DType::f32), 64.0);
         }
