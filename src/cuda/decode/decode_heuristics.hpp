@@ -112,9 +112,9 @@ inline bool programmatic_launch_pays(int ctas, int slots) { return ctas > slots 
 // grid just past one wave of the big tile then runs in one wave, and between the waves of a
 // one-CTA-per-SM grid each SM drains its last tiles and refills its ring for the next CTA with
 // nothing else in flight, where two CTAs per SM refill one while the other streams. H200, GQA
-// 32/8, d128, one token, us eager / graph, 227 KiB tile (one per SM; unsplit grids of several
-// waves launched programmatically) then 99 KiB tile (two per SM, likewise), one run, same in a
-// second round within 0.5%:
+// 32/8, d128, one token, us eager / graph, 227 KiB tile (one per SM) then 99 KiB tile (two per
+// SM), each launched programmatically where programmatic_launch_pays, one run, same in a second
+// round within 0.5%:
 //   batch 17 x 8k (136 CTAs)  215.7 / 207.2   187.3 / 184.6
 //   batch 24 x 8k (192)       220.5 / 217.5   206.4 / 203.1
 //   batch 32 x 4k (256)       128.0 / 123.7   127.2 / 123.3

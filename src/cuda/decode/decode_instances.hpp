@@ -31,8 +31,8 @@ constexpr bool has_programmatic_launch(int kD, SmemTier tier) {
 // memory of a cluster of p.num_splits CTAs (sm_90 code only; o_part, lse_part and
 // split_counters unused), otherwise o_part / lse_part hold the parts and split_counters (batch
 // x CTAs per batch row) must be zero on entry. `programmatic` (sm_90 code only; tiles without
-// has_programmatic_launch ignore it) launches it with programmatic stream serialization (KernelLaunch; not with
-// cluster_merge).
+// has_programmatic_launch ignore it) launches it with programmatic stream serialization
+// (KernelLaunch; not with cluster_merge).
 template <typename T, int kD, SmemTier kTier>
 void launch_attention(const DecodeParams& p, float* o_part, float* lse_part, unsigned* split_counters,
                       bool cluster_merge, bool programmatic, cudaStream_t stream);

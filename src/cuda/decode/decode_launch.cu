@@ -250,7 +250,8 @@ EnvSwitch pdl_mode() { return env_switch("FLASHATTN_DECODE_PDL"); }
 // with a one-tile prefetch it lost: 1 x 4k 11.7 / 13.4, 1 x 8k 15.3 / 17.5).
 bool programmatic_launch(const DecodeParams& p, TileChoice tile, bool cluster_merge, bool append) {
   const EnvSwitch mode = pdl_mode();
-  if (mode == EnvSwitch::off || cluster_merge || !decode::has_programmatic_launch(kd_for(p.head_dim), tile.tier)) return false;
+  if (mode == EnvSwitch::off || cluster_merge) return false;
+  if (!decode::has_programmatic_launch(kd_for(p.head_dim), tile.tier)) return false;
   if (mode == EnvSwitch::automatic) {
     const auto [sms, per_sm] = device_slots(p.device.index, kd_for(p.head_dim), tile);
     if (!decode::programmatic_launch_pays(shape_of(p).ctas(tile.max_rows) * p.num_splits, sms * per_sm)) return false;
