@@ -215,6 +215,8 @@ TileChoice for_grid(TileChoice choice, const DecodeShape& sh) {
   return smaller ? two_per_sm : choice;
 }
 static_assert(DecodeTile<128, SmemTier::kib99>::kMaxRows == DecodeTile<128, SmemTier::kib227>::kMaxRows);
+// The tile taken there must have the programmatic kernels that grids of several waves launch with.
+static_assert(decode::has_programmatic_launch(128, SmemTier::kib99));
 
 int resolve_splits(const DecodeParams& p, TileChoice choice, EnvSwitch mode) {
   if (p.num_splits > 0) return std::min(p.num_splits, decode::kMaxSplits);
